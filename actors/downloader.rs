@@ -1,0 +1,363 @@
+//! The Downloader: routes each request to the [`Slot`] of its domain — or of its IP
+//! when `CONCURRENT_REQUESTS_PER_IP` > 0, or of its `download_slot` meta — creating
+//! slots on demand and collecting idle ones. It owns every slot: AutoThrottle changes a
+//! delay through [`SetSlotDelay`], never by reaching into a slot. It also keeps the
+//! downloader stats (`downloader/request_count`, `downloader/response_status_count/N`,
+//! `downloader/exception_type_count/<kind>`, ...).
+//!
+//! Commands: [`Fetch`], [`SetSlotDelay`], [`CloseDownloader`]. Emits
+//! `RequestReachedDownloader`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::signal_bus::{Emit, SignalBus, SubscriberCounts};
+use super::slot::{FetchResult, SetDelay, Slot, SlotFetch, SlotState};
+use super::stats::{Inc, Stats};
+use crate::error::{ConfigError, DownloadError};
+use crate::http::{HeaderName, HeaderValue, Request};
+use crate::settings::Settings;
+use crate::signals::RequestReachedDownloader;
+
+/// Downloads a request; resolves with the response or the error.
+#[derive(Debug, Message)]
+#[rtype(result = "FetchResult")]
+pub struct Fetch(pub Request);
+
+/// Sets a slot's delay. `slot: None` sets the delay slots are created with (what
+/// AutoThrottle's start delay is); a slot that does not exist yet is created with it.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct SetSlotDelay {
+    /// The slot key, as `ResponseDownloaded::slot` gives it; `None` for the default.
+    pub slot: Option<Arc<str>>,
+    /// The new delay.
+    pub delay: Duration,
+}
+
+/// Stops every slot (in-flight transfers are cancelled).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CloseDownloader;
+
+/// Per-slot overrides from `DOWNLOAD_SLOTS` (`{"example.com": {"concurrency": 1,
+/// "delay": 2, "randomize_delay": false}}`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlotOverride {
+    /// Concurrency for this slot.
+    pub concurrency: Option<usize>,
+    /// Delay for this slot.
+    pub delay: Option<Duration>,
+    /// Whether to randomise its delay.
+    pub randomize_delay: Option<bool>,
+}
+
+/// The downloader's settings, read once.
+#[derive(Debug, Clone)]
+pub struct DownloaderConfig {
+    /// `CONCURRENT_REQUESTS_PER_DOMAIN`.
+    pub per_domain: usize,
+    /// `CONCURRENT_REQUESTS_PER_IP` (0: slots are per domain).
+    pub per_ip: usize,
+    /// `DOWNLOAD_DELAY`.
+    pub delay: Duration,
+    /// `RANDOMIZE_DOWNLOAD_DELAY`.
+    pub randomize_delay: bool,
+    /// `DOWNLOAD_TIMEOUT`.
+    pub timeout: Duration,
+    /// `DOWNLOAD_MAXSIZE` (0: no limit).
+    pub maxsize: u64,
+    /// `DOWNLOAD_WARNSIZE` (0: no warning).
+    pub warnsize: u64,
+    /// `USER_AGENT` and `DEFAULT_REQUEST_HEADERS`, added where a request has none.
+    pub default_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `DOWNLOAD_SLOTS`.
+    pub slots: HashMap<String, SlotOverride>,
+    /// `CONCURRENT_REQUESTS`: the total the HTTP client's pool must allow.
+    pub total: usize,
+}
+
+impl DownloaderConfig {
+    /// Reads the settings; a bad value is an error naming it.
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let mut default_headers = Vec::new();
+        let ua = s.get_str("USER_AGENT");
+        if !ua.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&ua) {
+                default_headers.push((awc::http::header::USER_AGENT, v));
+            }
+        }
+        for (k, v) in s.get_dict("DEFAULT_REQUEST_HEADERS")? {
+            let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+                (Ok(k), Ok(v)) => default_headers.push((k, v)),
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "DEFAULT_REQUEST_HEADERS".into(),
+                        value: format!("{k}: {v}"),
+                        expected: "valid HTTP header names and values",
+                    })
+                }
+            }
+        }
+        let mut slots = HashMap::new();
+        for (name, spec) in s.get_dict("DOWNLOAD_SLOTS")? {
+            let o = SlotOverride {
+                concurrency: spec.get("concurrency").and_then(|v| v.as_u64()).map(|v| v as usize),
+                delay: spec
+                    .get("delay")
+                    .and_then(|v| v.as_f64())
+                    .and_then(|d| Duration::try_from_secs_f64(d).ok()),
+                randomize_delay: spec.get("randomize_delay").and_then(|v| v.as_bool()),
+            };
+            slots.insert(name, o);
+        }
+        Ok(DownloaderConfig {
+            per_domain: s.get_usize("CONCURRENT_REQUESTS_PER_DOMAIN")?,
+            per_ip: s.get_usize("CONCURRENT_REQUESTS_PER_IP")?,
+            delay: s.get_duration("DOWNLOAD_DELAY")?,
+            randomize_delay: s.get_bool("RANDOMIZE_DOWNLOAD_DELAY")?,
+            timeout: s.get_duration("DOWNLOAD_TIMEOUT")?,
+            maxsize: s.get_usize("DOWNLOAD_MAXSIZE")? as u64,
+            warnsize: s.get_usize("DOWNLOAD_WARNSIZE")? as u64,
+            default_headers,
+            slots,
+            total: s.get_usize("CONCURRENT_REQUESTS")?,
+        })
+    }
+}
+
+struct SlotEntry {
+    addr: Addr<Slot>,
+    active: usize,
+    last_seen: Instant,
+}
+
+/// How long an idle slot is kept (Scrapy collects slots idle for 60 s).
+const SLOT_IDLE_TTL: Duration = Duration::from_secs(60);
+
+/// The downloader actor.
+pub struct Downloader {
+    config: Arc<DownloaderConfig>,
+    client: awc::Client,
+    slots: HashMap<Arc<str>, SlotEntry>,
+    default_delay: Duration,
+    bus: Addr<SignalBus>,
+    counts: Arc<SubscriberCounts>,
+    stats: Addr<Stats>,
+}
+
+impl std::fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downloader").field("slots", &self.slots.len()).finish()
+    }
+}
+
+impl Downloader {
+    /// A downloader; its HTTP client is made on the arbiter it starts on.
+    pub fn new(
+        config: DownloaderConfig,
+        bus: Addr<SignalBus>,
+        counts: Arc<SubscriberCounts>,
+        stats: Addr<Stats>,
+    ) -> Self {
+        let connector = awc::Connector::new()
+            // Slots do the limiting; the pool must never be the bottleneck.
+            .limit(0)
+            .timeout(config.timeout.max(Duration::from_millis(1)));
+        let client = awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            .disable_timeout()
+            .no_default_headers()
+            .finish();
+        Downloader {
+            default_delay: config.delay,
+            config: Arc::new(config),
+            client,
+            slots: HashMap::new(),
+            bus,
+            counts,
+            stats,
+        }
+    }
+
+    fn slot_key(&self, request: &Request) -> Arc<str> {
+        if let Some(k) = request.meta_str("download_slot") {
+            return k.into();
+        }
+        request.url.host_str().unwrap_or("").into()
+    }
+
+    fn slot(&mut self, key: &Arc<str>) -> &mut SlotEntry {
+        if !self.slots.contains_key(key) {
+            let o = self.config.slots.get(key.as_ref()).cloned().unwrap_or_default();
+            let per = if self.config.per_ip > 0 {
+                self.config.per_ip
+            } else {
+                self.config.per_domain
+            };
+            let state = SlotState::new(
+                o.concurrency.unwrap_or(per),
+                o.delay.unwrap_or(self.default_delay),
+                o.randomize_delay.unwrap_or(self.config.randomize_delay),
+            );
+            let addr = Slot::new(
+                key.clone(),
+                state,
+                self.client.clone(),
+                self.config.clone(),
+                self.bus.clone(),
+                self.counts.clone(),
+            )
+            .start();
+            self.slots.insert(
+                key.clone(),
+                SlotEntry {
+                    addr,
+                    active: 0,
+                    last_seen: Instant::now(),
+                },
+            );
+        }
+        let entry = self.slots.get_mut(key).expect("inserted above");
+        entry.last_seen = Instant::now();
+        entry
+    }
+
+    fn count_request(&self, request: &Request) {
+        let stats = &self.stats;
+        stats.do_send(Inc::one("downloader/request_count"));
+        stats.do_send(Inc::one(format!(
+            "downloader/request_method_count/{}",
+            request.method
+        )));
+        let header_bytes: usize = request
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        let line = request.method.as_str().len() + request.url.as_str().len() + 12;
+        stats.do_send(Inc {
+            key: "downloader/request_bytes".into(),
+            by: (line + header_bytes + request.body.len()) as i64,
+        });
+    }
+
+    fn count_result(stats: &Addr<Stats>, result: &FetchResult) {
+        match result {
+            Ok(r) => {
+                stats.do_send(Inc::one("downloader/response_count"));
+                stats.do_send(Inc::one(format!(
+                    "downloader/response_status_count/{}",
+                    r.status
+                )));
+                let header_bytes: usize = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                    .sum();
+                stats.do_send(Inc {
+                    key: "downloader/response_bytes".into(),
+                    by: (header_bytes + r.body.len() + 17) as i64,
+                });
+            }
+            Err(e) => {
+                stats.do_send(Inc::one("downloader/exception_count"));
+                stats.do_send(Inc::one(format!(
+                    "downloader/exception_type_count/{}",
+                    e.kind()
+                )));
+            }
+        }
+    }
+}
+
+impl Actor for Downloader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(SLOT_IDLE_TTL, |act, _| {
+            let now = Instant::now();
+            act.slots
+                .retain(|_, s| s.active > 0 || now.duration_since(s.last_seen) < SLOT_IDLE_TTL);
+        });
+    }
+}
+
+impl Handler<Fetch> for Downloader {
+    type Result = ResponseActFuture<Self, FetchResult>;
+
+    fn handle(&mut self, msg: Fetch, _: &mut Context<Self>) -> Self::Result {
+        let request = msg.0;
+        self.bus.do_send(Emit(RequestReachedDownloader {
+            request: Arc::new(request.clone()),
+        }));
+        self.count_request(&request);
+        let stats = self.stats.clone();
+        let per_ip = self.config.per_ip > 0 && request.meta_str("download_slot").is_none();
+        let host = request.url.host_str().unwrap_or("").to_string();
+        let port = request.url.port_or_known_default().unwrap_or(80);
+
+        // Per-IP slots need the address first; resolving is async, so it happens
+        // before the slot is chosen.
+        let resolve = async move {
+            if !per_ip {
+                return None;
+            }
+            let host = host.trim_matches(|c| c == '[' || c == ']').to_string();
+            let found = tokio::net::lookup_host((host.as_str(), port)).await;
+            match found {
+                Ok(mut addrs) => addrs.next().map(|a| a.ip().to_string()),
+                Err(_) => None,
+            }
+        };
+        Box::pin(
+            resolve
+                .into_actor(self)
+                .then(move |ip, act, _| {
+                    let key: Arc<str> = match ip {
+                        Some(ip) => ip.into(),
+                        None => act.slot_key(&request),
+                    };
+                    let entry = act.slot(&key);
+                    entry.active += 1;
+                    let send = entry.addr.send(SlotFetch(request));
+                    async move {
+                        let res = send.await.unwrap_or(Err(DownloadError::Cancelled));
+                        (key, res)
+                    }
+                    .into_actor(act)
+                })
+                .map(move |(key, res), act, _| {
+                    if let Some(e) = act.slots.get_mut(&key) {
+                        e.active = e.active.saturating_sub(1);
+                        e.last_seen = Instant::now();
+                    }
+                    Downloader::count_result(&stats, &res);
+                    res
+                }),
+        )
+    }
+}
+
+impl Handler<SetSlotDelay> for Downloader {
+    type Result = ();
+    fn handle(&mut self, msg: SetSlotDelay, _: &mut Context<Self>) {
+        match msg.slot {
+            None => self.default_delay = msg.delay,
+            Some(key) => self.slot(&key).addr.do_send(SetDelay(msg.delay)),
+        }
+    }
+}
+
+impl Handler<CloseDownloader> for Downloader {
+    type Result = ();
+    fn handle(&mut self, _: CloseDownloader, ctx: &mut Context<Self>) {
+        self.slots.clear();
+        ctx.stop();
+    }
+}

@@ -1,0 +1,778 @@
+//! The Engine: drives one spider's crawl. It feeds start requests to the Scheduler,
+//! pulls requests while the Downloader has room (`CONCURRENT_REQUESTS`) and parsing is
+//! not backed up (`SCRAPER_SLOT_MAX_ACTIVE_SIZE` bytes, `CONCURRENT_ITEMS` items),
+//! sends responses to the spider workers and their output to the ItemPipeline and
+//! Scheduler, and decides when the spider is idle and closes it.
+//!
+//! Between the spider and the scheduler it applies what Scrapy's default spider
+//! middlewares do for this kernel — `HttpError` (non-2xx responses go to the errback,
+//! not the callback), `Offsite` (`allowed_domains`) and `Depth` (`DEPTH_LIMIT`,
+//! `DEPTH_PRIORITY`, `request_depth_max`) — as plain functions at the bottom of this
+//! file, until the middleware stack takes them over.
+//!
+//! Commands: [`StartEngine`], [`Crawl`], [`CloseSpider`]; query: [`GetEngineStatus`].
+//! Emits `SpiderOpened`, `EngineStarted`, `ResponseReceived`, `SpiderErrored`,
+//! `SpiderIdle`, `SpiderClosed`, `EngineStopped`.
+//!
+//! Closing is ordered (never a dropped mailbox): no new downloads; in-flight downloads,
+//! their parsing and their items finish; then the pipeline, downloader and scheduler
+//! close; `SpiderClosed` is awaited; stats are dumped; `EngineStopped` is awaited.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::downloader::{CloseDownloader, Downloader, Fetch};
+use super::pipeline::{ClosePipeline, ItemPipeline, OpenPipeline, ProcessItem};
+use super::scheduler::{Batch, CloseScheduler, Enqueue, NextRequests, Scheduler};
+use super::signal_bus::{Ask, Emit, EmitAwait, SignalBus};
+use super::slot::FetchResult;
+use super::spider::{Parse, RunErrback, WorkerPool};
+use super::stats::{GetStats, Inc, Max, Stats, StatsMap};
+use crate::error::{ConfigError, DownloadError};
+use crate::http::{Request, Response};
+use crate::settings::Settings;
+use crate::signals::{
+    CloseReason, EngineStarted, EngineStopped, IdleVote, ResponseReceived, SpiderClosed,
+    SpiderErrored, SpiderIdle, SpiderOpened,
+};
+use crate::spider::{CallbackResult, Failure, FailureKind, OutputEntry, Spider, StartRequests};
+
+/// Opens the spider and starts crawling.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StartEngine;
+
+/// Schedules a request from outside the spider's callbacks (Scrapy's
+/// `engine.crawl`), e.g. from a `SpiderIdle` handler.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Crawl(pub Request);
+
+/// Closes the spider (Scrapy's `engine.close_spider`). The first reason wins;
+/// requests already downloading still finish.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CloseSpider {
+    /// Why.
+    pub reason: CloseReason,
+}
+
+impl Default for CloseSpider {
+    /// Scrapy's default reason, `cancelled`.
+    fn default() -> Self {
+        CloseSpider {
+            reason: CloseReason::Cancelled,
+        }
+    }
+}
+
+/// The engine's counters (Scrapy's `engine status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, MessageResponse)]
+pub struct EngineStatus {
+    /// Requests in the downloader.
+    pub downloading: usize,
+    /// Responses and failures being handled by spider callbacks.
+    pub parsing: usize,
+    /// Bytes of responses being parsed.
+    pub active_bytes: usize,
+    /// Items in the pipeline.
+    pub items: usize,
+    /// Requests waiting in the scheduler, as last reported.
+    pub scheduled: usize,
+    /// Whether start requests are still being consumed.
+    pub start_requests_pending: bool,
+    /// The close reason once closing.
+    pub closing: Option<String>,
+}
+
+/// Asks for the [`EngineStatus`].
+#[derive(Debug, Message)]
+#[rtype(result = "EngineStatus")]
+pub struct GetEngineStatus;
+
+/// The engine's settings, read once.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `CONCURRENT_REQUESTS`.
+    pub concurrent_requests: usize,
+    /// `CONCURRENT_ITEMS`.
+    pub concurrent_items: usize,
+    /// `SCRAPER_SLOT_MAX_ACTIVE_SIZE`.
+    pub max_active_size: usize,
+    /// `DEPTH_LIMIT` (0: none).
+    pub depth_limit: u64,
+    /// `DEPTH_PRIORITY`.
+    pub depth_priority: i64,
+    /// `DEPTH_STATS_VERBOSE`.
+    pub depth_stats_verbose: bool,
+    /// `HTTPERROR_ALLOWED_CODES`.
+    pub httperror_allowed: Vec<u16>,
+    /// `HTTPERROR_ALLOW_ALL`.
+    pub httperror_allow_all: bool,
+    /// `STATS_DUMP`.
+    pub stats_dump: bool,
+}
+
+impl EngineConfig {
+    /// Reads the settings.
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let mut httperror_allowed = Vec::new();
+        for code in s.get_list("HTTPERROR_ALLOWED_CODES")? {
+            httperror_allowed.push(code.parse().map_err(|_| ConfigError::InvalidValue {
+                key: "HTTPERROR_ALLOWED_CODES".into(),
+                value: code.clone(),
+                expected: "a list of HTTP status codes",
+            })?);
+        }
+        Ok(EngineConfig {
+            concurrent_requests: s.get_usize("CONCURRENT_REQUESTS")?.max(1),
+            concurrent_items: s.get_usize("CONCURRENT_ITEMS")?.max(1),
+            max_active_size: s.get_usize("SCRAPER_SLOT_MAX_ACTIVE_SIZE")?.max(1),
+            depth_limit: s.get_usize("DEPTH_LIMIT")? as u64,
+            depth_priority: s.get_i64("DEPTH_PRIORITY")?,
+            depth_stats_verbose: s.get_bool("DEPTH_STATS_VERBOSE")?,
+            httperror_allowed,
+            httperror_allow_all: s.get_bool("HTTPERROR_ALLOW_ALL")?,
+            stats_dump: s.get_bool("STATS_DUMP")?,
+        })
+    }
+}
+
+/// Everything the engine drives, assembled by the crawler.
+#[derive(Debug)]
+pub struct EngineParts {
+    /// The spider.
+    pub spider: Arc<dyn Spider>,
+    /// Settings read once.
+    pub config: EngineConfig,
+    /// The scheduler.
+    pub scheduler: Addr<Scheduler>,
+    /// The downloader.
+    pub downloader: Addr<Downloader>,
+    /// The spider workers.
+    pub workers: WorkerPool,
+    /// The item pipeline.
+    pub pipeline: Addr<ItemPipeline>,
+    /// The signal bus.
+    pub bus: Addr<SignalBus>,
+    /// The stats.
+    pub stats: Addr<Stats>,
+    /// Receives the final stats when the engine has stopped.
+    pub done: oneshot::Sender<StatsMap>,
+}
+
+impl std::fmt::Debug for dyn Spider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Spider({})", self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Created,
+    Opening,
+    Running,
+    Closing(CloseReason),
+    Finishing,
+}
+
+/// How long a spider kept open by a `SpiderIdle` vote waits before asking again.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// The engine actor.
+pub struct Engine {
+    name: Arc<str>,
+    spider: Arc<dyn Spider>,
+    cfg: EngineConfig,
+    allowed_domains: Vec<String>,
+    scheduler: Addr<Scheduler>,
+    downloader: Addr<Downloader>,
+    workers: WorkerPool,
+    pipeline: Addr<ItemPipeline>,
+    bus: Addr<SignalBus>,
+    stats: Addr<Stats>,
+    done: Option<oneshot::Sender<StatsMap>>,
+    start: Option<StartRequests>,
+    phase: Phase,
+    /// A close asked for while opening, applied once open.
+    early_close: Option<CloseReason>,
+    downloading: usize,
+    parsing: usize,
+    active_bytes: usize,
+    items: usize,
+    pending: usize,
+    pending_seq: u64,
+    enqueues: usize,
+    pulling: bool,
+    asking_idle: bool,
+    offsite_seen: HashSet<String>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("spider", &self.name)
+            .field("phase", &self.phase)
+            .field("downloading", &self.downloading)
+            .field("parsing", &self.parsing)
+            .field("items", &self.items)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over assembled parts.
+    pub fn new(parts: EngineParts) -> Self {
+        let allowed_domains = parts
+            .spider
+            .allowed_domains()
+            .into_iter()
+            .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        Engine {
+            name: parts.spider.name().into(),
+            spider: parts.spider,
+            cfg: parts.config,
+            allowed_domains,
+            scheduler: parts.scheduler,
+            downloader: parts.downloader,
+            workers: parts.workers,
+            pipeline: parts.pipeline,
+            bus: parts.bus,
+            stats: parts.stats,
+            done: Some(parts.done),
+            start: None,
+            phase: Phase::Created,
+            early_close: None,
+            downloading: 0,
+            parsing: 0,
+            active_bytes: 0,
+            items: 0,
+            pending: 0,
+            pending_seq: 0,
+            enqueues: 0,
+            pulling: false,
+            asking_idle: false,
+            offsite_seen: HashSet::new(),
+        }
+    }
+
+    fn inc(&self, key: impl Into<super::stats::Key>) {
+        self.stats.do_send(Inc::one(key));
+    }
+
+    fn set_pending(&mut self, batch: &Batch) {
+        if batch.seq >= self.pending_seq {
+            self.pending_seq = batch.seq;
+            self.pending = batch.pending;
+        }
+    }
+
+    fn can_pull(&self) -> bool {
+        self.downloading < self.cfg.concurrent_requests
+            && self.active_bytes < self.cfg.max_active_size
+            && self.items < self.cfg.concurrent_items
+    }
+
+    fn busy(&self) -> bool {
+        self.downloading > 0 || self.parsing > 0 || self.items > 0 || self.enqueues > 0 || self.pulling
+    }
+
+    /// The heart of the loop: called after every event that may free capacity.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        match self.phase {
+            Phase::Running => {}
+            Phase::Closing(_) => return self.try_finish(ctx),
+            _ => return,
+        }
+        self.feed_start_requests(ctx);
+        if !self.pulling && self.can_pull() && (self.pending > 0 || self.enqueues > 0) {
+            self.pulling = true;
+            let max = self.cfg.concurrent_requests - self.downloading;
+            ctx.spawn(
+                self.scheduler
+                    .send(NextRequests { max })
+                    .into_actor(self)
+                    .map(|res, act, ctx| {
+                        act.pulling = false;
+                        match res {
+                            Ok(batch) => {
+                                act.set_pending(&batch);
+                                for r in batch.requests {
+                                    act.fetch(r, ctx);
+                                }
+                            }
+                            Err(e) => act.core_failure("scheduler", e, ctx),
+                        }
+                        act.pump(ctx);
+                    }),
+            );
+        }
+        self.check_idle(ctx);
+    }
+
+    /// Start requests are consumed lazily, a downloader's worth at a time, so a
+    /// spider with millions of them does not fill the queue up front.
+    fn feed_start_requests(&mut self, ctx: &mut Context<Self>) {
+        if self.enqueues > 0 || self.pending >= self.cfg.concurrent_requests {
+            return;
+        }
+        let Some(iter) = self.start.as_mut() else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut exhausted = false;
+        while batch.len() < self.cfg.concurrent_requests {
+            match iter.next() {
+                Some(Ok(mut r)) => {
+                    r.meta.entry("depth").or_insert(0.into());
+                    batch.push(r);
+                }
+                Some(Err(e)) => {
+                    log::error!("Error while obtaining start requests: {e}");
+                    self.stats.do_send(Inc::one(format!("spider_exceptions/{}", e.kind)));
+                }
+                None => {
+                    exhausted = true;
+                    break;
+                }
+            }
+        }
+        if exhausted {
+            self.start = None;
+        }
+        if !batch.is_empty() {
+            self.enqueue(batch, ctx);
+        }
+    }
+
+    fn enqueue(&mut self, batch: Vec<Request>, ctx: &mut Context<Self>) {
+        self.enqueues += 1;
+        ctx.spawn(
+            self.scheduler
+                .send(Enqueue(batch))
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.enqueues -= 1;
+                    match res {
+                        Ok(b) => act.set_pending(&b),
+                        Err(e) => act.core_failure("scheduler", e, ctx),
+                    }
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    fn fetch(&mut self, request: Request, ctx: &mut Context<Self>) {
+        self.downloading += 1;
+        // Only a request with an errback needs keeping whole; the log needs less.
+        let keep = request.errback.is_some().then(|| request.clone());
+        let label = format!("<{} {}>", request.method, request.url);
+        ctx.spawn(
+            self.downloader
+                .send(Fetch(request))
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.downloading -= 1;
+                    let res: FetchResult = res.unwrap_or(Err(DownloadError::Cancelled));
+                    act.on_download(res, keep, &label, ctx);
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    fn on_download(&mut self, res: FetchResult, keep: Option<Request>, label: &str, ctx: &mut Context<Self>) {
+        match res {
+            Ok(response) => {
+                let response = Arc::new(response);
+                log::debug!(
+                    "Crawled ({}) {label} (referer: {}){}",
+                    response.status,
+                    response
+                        .request
+                        .headers
+                        .get("referer")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("None"),
+                    if response.flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {:?}", response.flags)
+                    }
+                );
+                self.bus.do_send(Emit(ResponseReceived {
+                    response: response.clone(),
+                }));
+                if self.status_allowed(&response) {
+                    self.parse(response, ctx);
+                } else {
+                    log::info!(
+                        "Ignoring response <{} {}>: HTTP status code is not handled or not allowed",
+                        response.status,
+                        response.url
+                    );
+                    self.inc("httperror/response_ignored_count");
+                    self.inc(format!("httperror/response_ignored_status_count/{}", response.status));
+                    if let Some(name) = response.request.errback.clone() {
+                        let failure = Failure {
+                            request: response.request.clone(),
+                            error: FailureKind::HttpError(response.clone()),
+                        };
+                        self.errback(name, failure, Some(response), ctx);
+                    }
+                }
+            }
+            Err(e) => {
+                if matches!(e, DownloadError::Cancelled) && matches!(self.phase, Phase::Closing(_)) {
+                    log::debug!("Download of {label} cancelled by shutdown");
+                } else {
+                    log::error!("Error downloading {label}: {e}");
+                }
+                if let Some(request) = keep {
+                    if let Some(name) = request.errback.clone() {
+                        let failure = Failure {
+                            request,
+                            error: FailureKind::Download(e),
+                        };
+                        self.errback(name, failure, None, ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scrapy's HttpError middleware: 2xx, or allowed by meta or settings.
+    fn status_allowed(&self, response: &Response) -> bool {
+        let status = response.status;
+        if (200..300).contains(&status) {
+            return true;
+        }
+        let meta = &response.request.meta;
+        if response.request.meta_bool("handle_httpstatus_all") || self.cfg.httperror_allow_all {
+            return true;
+        }
+        if let Some(list) = meta.get("handle_httpstatus_list").and_then(|v| v.as_array()) {
+            return list.iter().any(|v| v.as_u64() == Some(u64::from(status)));
+        }
+        self.cfg.httperror_allowed.contains(&status)
+    }
+
+    fn parse(&mut self, response: Arc<Response>, ctx: &mut Context<Self>) {
+        let bytes = response.body.len();
+        self.parsing += 1;
+        self.active_bytes += bytes;
+        let worker = self.workers.pick();
+        let parent = response.clone();
+        ctx.spawn(
+            worker
+                .send(Parse { response })
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let res = res.unwrap_or_else(|e| Err(crate::spider::SpiderError::new("WorkerGone", e.to_string())));
+                    act.on_output(&parent.request.clone(), Some(parent), bytes, res, ctx);
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    fn errback(&mut self, name: String, failure: Failure, response: Option<Arc<Response>>, ctx: &mut Context<Self>) {
+        self.parsing += 1;
+        let worker = self.workers.pick();
+        let request = failure.request.clone();
+        ctx.spawn(
+            worker
+                .send(RunErrback { name, failure })
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let res = res.unwrap_or_else(|e| Err(crate::spider::SpiderError::new("WorkerGone", e.to_string())));
+                    act.on_output(&request, response, 0, res, ctx);
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    fn on_output(
+        &mut self,
+        parent: &Request,
+        response: Option<Arc<Response>>,
+        bytes: usize,
+        res: CallbackResult,
+        ctx: &mut Context<Self>,
+    ) {
+        self.parsing -= 1;
+        self.active_bytes -= bytes;
+        match res {
+            Ok(output) => {
+                let mut requests = Vec::new();
+                for entry in output.into_entries() {
+                    match entry {
+                        OutputEntry::Item(item) => self.process_item(item, response.clone(), ctx),
+                        OutputEntry::Request(r) => {
+                            if let Some(r) = self.filter_child(parent, r) {
+                                requests.push(r);
+                            }
+                        }
+                    }
+                }
+                if !requests.is_empty() {
+                    self.enqueue(requests, ctx);
+                }
+            }
+            Err(e) => {
+                log::error!(
+                    "Spider error processing <{} {}> (referer: {}): {e}",
+                    parent.method,
+                    parent.url,
+                    parent
+                        .headers
+                        .get("referer")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("None"),
+                );
+                self.inc(format!("spider_exceptions/{}", e.kind));
+                self.bus.do_send(Emit(SpiderErrored {
+                    error: e,
+                    response,
+                    request: Arc::new(parent.clone()),
+                }));
+            }
+        }
+    }
+
+    fn process_item(&mut self, item: crate::item::Item, response: Option<Arc<Response>>, ctx: &mut Context<Self>) {
+        self.items += 1;
+        ctx.spawn(
+            self.pipeline
+                .send(ProcessItem { item, response })
+                .into_actor(self)
+                .map(|_, act, ctx| {
+                    act.items -= 1;
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    /// Offsite and depth rules for a request a callback produced.
+    fn filter_child(&mut self, parent: &Request, mut child: Request) -> Option<Request> {
+        if !child.dont_filter && !self.allowed_domains.is_empty() {
+            let host = child.url.host_str().unwrap_or("").to_ascii_lowercase();
+            if !url_is_from_any_domain(&host, &self.allowed_domains) {
+                if self.offsite_seen.insert(host.clone()) {
+                    log::debug!("Filtered offsite request to '{host}': <{} {}>", child.method, child.url);
+                    self.inc("offsite/domains");
+                }
+                self.inc("offsite/filtered");
+                return None;
+            }
+        }
+        let depth = parent.depth() + 1;
+        child.meta.insert("depth".into(), depth.into());
+        if self.cfg.depth_priority != 0 {
+            let adjust = (depth as i64).saturating_mul(self.cfg.depth_priority);
+            child.priority = (i64::from(child.priority) - adjust).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        }
+        if self.cfg.depth_limit > 0 && depth > self.cfg.depth_limit {
+            log::debug!("Ignoring link (depth > {}): {}", self.cfg.depth_limit, child.url);
+            return None;
+        }
+        if self.cfg.depth_stats_verbose {
+            self.inc(format!("request_depth_count/{depth}"));
+        }
+        self.stats.do_send(Max {
+            key: "request_depth_max".into(),
+            value: depth as f64,
+        });
+        Some(child)
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Running
+            || self.asking_idle
+            || self.start.is_some()
+            || self.pending > 0
+            || self.busy()
+        {
+            return;
+        }
+        self.asking_idle = true;
+        let name = self.name.clone();
+        ctx.spawn(
+            self.bus
+                .send(Ask(SpiderIdle { spider: name }))
+                .into_actor(self)
+                .map(|votes, act, ctx| {
+                    act.asking_idle = false;
+                    let votes = votes.unwrap_or_default();
+                    if votes.contains(&IdleVote::DontClose) {
+                        log::debug!("Spider idle, kept open by a spider_idle handler");
+                        ctx.run_later(IDLE_RECHECK, |act, ctx| act.pump(ctx));
+                        act.pump(ctx);
+                    } else if act.phase == Phase::Running && act.pending == 0 && !act.busy() {
+                        act.close(CloseReason::Finished, ctx);
+                    } else {
+                        act.pump(ctx);
+                    }
+                }),
+        );
+    }
+
+    fn close(&mut self, reason: CloseReason, ctx: &mut Context<Self>) {
+        match self.phase {
+            Phase::Created | Phase::Opening => {
+                self.early_close.get_or_insert(reason);
+            }
+            Phase::Running => {
+                log::info!("Closing spider ({reason})");
+                self.phase = Phase::Closing(reason);
+                self.try_finish(ctx);
+            }
+            Phase::Closing(_) | Phase::Finishing => {}
+        }
+    }
+
+    fn try_finish(&mut self, ctx: &mut Context<Self>) {
+        let Phase::Closing(reason) = self.phase.clone() else {
+            return;
+        };
+        if self.busy() {
+            return;
+        }
+        self.phase = Phase::Finishing;
+        let pipeline = self.pipeline.clone();
+        let downloader = self.downloader.clone();
+        let scheduler = self.scheduler.clone();
+        let bus = self.bus.clone();
+        let stats = self.stats.clone();
+        let name = self.name.clone();
+        let dump = self.cfg.stats_dump;
+        let fut = async move {
+            let _ = pipeline.send(ClosePipeline).await;
+            let _ = downloader.send(CloseDownloader).await;
+            let _ = scheduler.send(CloseScheduler).await;
+            let _ = bus
+                .send(EmitAwait(SpiderClosed {
+                    spider: name,
+                    reason: reason.clone(),
+                }))
+                .await;
+            let final_stats = stats.send(GetStats).await.unwrap_or_default();
+            if dump {
+                log::info!(
+                    "Dumping Arachne stats:\n{}",
+                    serde_json::to_string_pretty(&final_stats).unwrap_or_default()
+                );
+            }
+            log::info!("Spider closed ({reason})");
+            let _ = bus.send(EmitAwait(EngineStopped {})).await;
+            final_stats
+        };
+        ctx.spawn(fut.into_actor(self).map(|final_stats, act, ctx| {
+            act.workers.stop();
+            if let Some(done) = act.done.take() {
+                let _ = done.send(final_stats);
+            }
+            ctx.stop();
+        }));
+    }
+
+    /// A core actor has gone: nothing sensible can continue, so close now.
+    fn core_failure(&mut self, who: &str, e: MailboxError, ctx: &mut Context<Self>) {
+        log::error!("{who} is gone ({e}); closing the spider");
+        self.close(CloseReason::Cancelled, ctx);
+    }
+}
+
+/// Whether `host` is one of `domains` or a subdomain of one (Scrapy's
+/// `url_is_from_any_domain`).
+fn url_is_from_any_domain(host: &str, domains: &[String]) -> bool {
+    domains.iter().any(|d| {
+        host == d || (host.len() > d.len() && host.ends_with(d.as_str()) && host.as_bytes()[host.len() - d.len() - 1] == b'.')
+    })
+}
+
+impl Actor for Engine {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartEngine> for Engine {
+    type Result = ();
+    fn handle(&mut self, _: StartEngine, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Created {
+            return;
+        }
+        self.phase = Phase::Opening;
+        self.start = Some(self.spider.start_requests());
+        let pipeline = self.pipeline.clone();
+        let bus = self.bus.clone();
+        let name = self.name.clone();
+        let fut = async move {
+            let _ = pipeline.send(OpenPipeline).await;
+            let _ = bus.send(EmitAwait(SpiderOpened { spider: name.clone() })).await;
+            let _ = bus.send(EmitAwait(EngineStarted {})).await;
+            log::info!("Spider opened: {name}");
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, act, ctx| {
+            act.phase = Phase::Running;
+            if let Some(reason) = act.early_close.take() {
+                act.close(reason, ctx);
+            } else {
+                act.pump(ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<Crawl> for Engine {
+    type Result = ();
+    fn handle(&mut self, msg: Crawl, ctx: &mut Context<Self>) {
+        let mut r = msg.0;
+        r.meta.entry("depth").or_insert(0.into());
+        self.enqueue(vec![r], ctx);
+    }
+}
+
+impl Handler<CloseSpider> for Engine {
+    type Result = ();
+    fn handle(&mut self, msg: CloseSpider, ctx: &mut Context<Self>) {
+        self.close(msg.reason, ctx);
+    }
+}
+
+impl Handler<GetEngineStatus> for Engine {
+    type Result = EngineStatus;
+    fn handle(&mut self, _: GetEngineStatus, _: &mut Context<Self>) -> EngineStatus {
+        EngineStatus {
+            downloading: self.downloading,
+            parsing: self.parsing,
+            active_bytes: self.active_bytes,
+            items: self.items,
+            scheduled: self.pending,
+            start_requests_pending: self.start.is_some(),
+            closing: match &self.phase {
+                Phase::Closing(r) => Some(r.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Subdomains match, look-alike suffixes do not.
+    #[test]
+    fn offsite_matching() {
+        let d = vec!["example.com".to_string()];
+        assert!(url_is_from_any_domain("example.com", &d));
+        assert!(url_is_from_any_domain("www.example.com", &d));
+        assert!(!url_is_from_any_domain("badexample.com", &d));
+        assert!(!url_is_from_any_domain("example.com.evil", &d));
+    }
+}

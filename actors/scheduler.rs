@@ -1,0 +1,162 @@
+//! The Scheduler: Scrapy's tiny interface — enqueue (→ accepted?), next request,
+//! pending count, close — over the memory priority queue and the duplicate filter.
+//! It never calls the Engine, so the Engine may await it without deadlock.
+//!
+//! Commands: [`Enqueue`], [`NextRequests`], [`CloseScheduler`]. Emits
+//! `RequestScheduled`, `RequestDropped`. Stats: `scheduler/enqueued[/memory]`,
+//! `scheduler/dequeued[/memory]`, `dupefilter/filtered`.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::signal_bus::{Emit, SignalBus};
+use super::stats::{Inc, Stats};
+use crate::dupefilter::MemoryDupeFilter;
+use crate::error::ConfigError;
+use crate::http::Request;
+use crate::queue::{MemoryQueue, QueueOrder};
+use crate::settings::Settings;
+use crate::signals::{RequestDropped, RequestScheduled};
+
+/// Offers requests; answers with the number still pending afterwards.
+#[derive(Debug, Message)]
+#[rtype(result = "Batch")]
+pub struct Enqueue(pub Vec<Request>);
+
+/// Takes up to `max` requests, highest priority first.
+#[derive(Debug, Message)]
+#[rtype(result = "Batch")]
+pub struct NextRequests {
+    /// At most this many.
+    pub max: usize,
+}
+
+/// What [`NextRequests`] returns.
+#[derive(Debug, Default, actix::MessageResponse)]
+pub struct Batch {
+    /// The requests, in order.
+    pub requests: Vec<Request>,
+    /// How many are still pending after these.
+    pub pending: usize,
+    /// The scheduler's operation counter when it answered: replies may be handled
+    /// out of order by the caller, and only the newest `pending` is true.
+    pub seq: u64,
+}
+
+/// The crawl is over: log what was left.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct CloseScheduler;
+
+/// The scheduler actor.
+#[derive(Debug)]
+pub struct Scheduler {
+    queue: MemoryQueue,
+    dupefilter: MemoryDupeFilter,
+    debug: bool,
+    logged_dupe: bool,
+    seq: u64,
+    bus: Addr<SignalBus>,
+    stats: Addr<Stats>,
+}
+
+impl Scheduler {
+    /// Reads `SCHEDULER_MEMORY_QUEUE` and `DUPEFILTER_DEBUG`.
+    pub fn from_settings(
+        settings: &Settings,
+        bus: Addr<SignalBus>,
+        stats: Addr<Stats>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Scheduler {
+            queue: MemoryQueue::new(QueueOrder::from_setting(
+                &settings.get_str("SCHEDULER_MEMORY_QUEUE"),
+            )?),
+            dupefilter: MemoryDupeFilter::default(),
+            debug: settings.get_bool("DUPEFILTER_DEBUG")?,
+            logged_dupe: false,
+            seq: 0,
+            bus,
+            stats,
+        })
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+}
+
+impl Handler<Enqueue> for Scheduler {
+    type Result = Batch;
+    fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Batch {
+        self.seq += 1;
+        let mut accepted = 0i64;
+        let mut filtered = 0i64;
+        for request in msg.0 {
+            if !request.dont_filter && self.dupefilter.request_seen(&request) {
+                if self.debug {
+                    log::debug!("Filtered duplicate request: <{} {}>", request.method, request.url);
+                } else if !self.logged_dupe {
+                    self.logged_dupe = true;
+                    log::debug!(
+                        "Filtered duplicate request: <{} {}> - no more duplicates will be shown (see DUPEFILTER_DEBUG to show all duplicates)",
+                        request.method,
+                        request.url
+                    );
+                }
+                filtered += 1;
+                self.bus.do_send(Emit(RequestDropped {
+                    request: Arc::new(request),
+                }));
+                continue;
+            }
+            self.bus.do_send(Emit(RequestScheduled {
+                request: Arc::new(request.clone()),
+            }));
+            self.queue.push(request);
+            accepted += 1;
+        }
+        if accepted > 0 {
+            self.stats.do_send(Inc { key: "scheduler/enqueued/memory".into(), by: accepted });
+            self.stats.do_send(Inc { key: "scheduler/enqueued".into(), by: accepted });
+        }
+        if filtered > 0 {
+            self.stats.do_send(Inc { key: "dupefilter/filtered".into(), by: filtered });
+        }
+        Batch {
+            requests: Vec::new(),
+            pending: self.queue.len(),
+            seq: self.seq,
+        }
+    }
+}
+
+impl Handler<NextRequests> for Scheduler {
+    type Result = Batch;
+    fn handle(&mut self, msg: NextRequests, _: &mut Context<Self>) -> Batch {
+        self.seq += 1;
+        let requests: Vec<Request> = std::iter::from_fn(|| self.queue.pop()).take(msg.max).collect();
+        if !requests.is_empty() {
+            let n = requests.len() as i64;
+            self.stats.do_send(Inc { key: "scheduler/dequeued/memory".into(), by: n });
+            self.stats.do_send(Inc { key: "scheduler/dequeued".into(), by: n });
+        }
+        Batch {
+            requests,
+            pending: self.queue.len(),
+            seq: self.seq,
+        }
+    }
+}
+
+impl Handler<CloseScheduler> for Scheduler {
+    type Result = usize;
+    fn handle(&mut self, _: CloseScheduler, ctx: &mut Context<Self>) -> usize {
+        let left = self.queue.len();
+        if left > 0 {
+            log::info!("Scheduler closed with {left} requests still pending");
+        }
+        ctx.stop();
+        left
+    }
+}

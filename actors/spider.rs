@@ -1,0 +1,147 @@
+//! Spider workers: the user's callbacks run here, on a pool of arbiters separate
+//! from the I/O arbiter, so HTML parsing uses every core while the Slots keep sockets
+//! busy. Each worker holds the shared spider; a callback's future may hold a parsed
+//! (non-`Send`) document across `.await` because it never leaves its worker's thread.
+//! A panicking callback is caught and returned as a `Panic` error: the worker lives on.
+//!
+//! Commands: [`Parse`], [`RunErrback`].
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures_util::FutureExt;
+
+use crate::http::Response;
+use crate::spider::{CallbackResult, Failure, Spider, SpiderError};
+
+/// Runs the request's callback on a response.
+#[derive(Debug, Message)]
+#[rtype(result = "CallbackResult")]
+pub struct Parse {
+    /// The response.
+    pub response: Arc<Response>,
+}
+
+/// Runs a named errback on a failure.
+#[derive(Debug, Message)]
+#[rtype(result = "CallbackResult")]
+pub struct RunErrback {
+    /// The errback's name.
+    pub name: String,
+    /// What failed.
+    pub failure: Failure,
+}
+
+/// One worker.
+pub struct SpiderWorker {
+    spider: Arc<dyn Spider>,
+}
+
+impl std::fmt::Debug for SpiderWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpiderWorker").field("spider", &self.spider.name()).finish()
+    }
+}
+
+impl SpiderWorker {
+    /// A worker for `spider`.
+    pub fn new(spider: Arc<dyn Spider>) -> Self {
+        SpiderWorker { spider }
+    }
+}
+
+impl Actor for SpiderWorker {
+    type Context = Context<Self>;
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "callback panicked".to_string())
+}
+
+impl Handler<Parse> for SpiderWorker {
+    type Result = ResponseFuture<CallbackResult>;
+    fn handle(&mut self, msg: Parse, _: &mut Context<Self>) -> Self::Result {
+        let spider = self.spider.clone();
+        Box::pin(async move {
+            let name = msg.response.request.callback.as_deref().unwrap_or("parse");
+            let fut = spider.callback(name, &msg.response);
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(r) => r,
+                Err(p) => Err(SpiderError::new("Panic", panic_message(p))),
+            }
+        })
+    }
+}
+
+impl Handler<RunErrback> for SpiderWorker {
+    type Result = ResponseFuture<CallbackResult>;
+    fn handle(&mut self, msg: RunErrback, _: &mut Context<Self>) -> Self::Result {
+        let spider = self.spider.clone();
+        Box::pin(async move {
+            match AssertUnwindSafe(spider.errback(&msg.name, &msg.failure))
+                .catch_unwind()
+                .await
+            {
+                Ok(r) => r,
+                Err(p) => Err(SpiderError::new("Panic", panic_message(p))),
+            }
+        })
+    }
+}
+
+/// The pool: one arbiter (thread) per worker.
+#[derive(Debug)]
+pub struct WorkerPool {
+    arbiters: Vec<Arbiter>,
+    workers: Vec<Addr<SpiderWorker>>,
+    next: usize,
+}
+
+impl WorkerPool {
+    /// Starts `n` workers (0: one per core).
+    pub fn start(spider: Arc<dyn Spider>, n: usize) -> Self {
+        let n = if n == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            n
+        };
+        let mut arbiters = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let arbiter = Arbiter::new();
+            let s = spider.clone();
+            workers.push(SpiderWorker::start_in_arbiter(&arbiter.handle(), move |_| SpiderWorker::new(s)));
+            arbiters.push(arbiter);
+        }
+        WorkerPool {
+            arbiters,
+            workers,
+            next: 0,
+        }
+    }
+
+    /// The next worker, round robin.
+    pub fn pick(&mut self) -> Addr<SpiderWorker> {
+        let w = self.workers[self.next % self.workers.len()].clone();
+        self.next = self.next.wrapping_add(1);
+        w
+    }
+
+    /// Stops the worker threads.
+    pub fn stop(&mut self) {
+        self.workers.clear();
+        for a in self.arbiters.drain(..) {
+            a.stop();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,365 @@
+//! [`Crawler`] assembles one spider's actors — SignalBus, Stats, Scheduler,
+//! Downloader, spider workers, ItemPipeline, extensions, Engine — and runs the crawl;
+//! [`CrawlerProcess`] runs one spider or several in one process, at once or one after
+//! another, handles SIGINT/SIGTERM (first: graceful `shutdown`; second: stop at once)
+//! and returns each crawl's final stats.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::actors::downloader::{Downloader, DownloaderConfig};
+use crate::actors::engine::{CloseSpider, Engine, EngineConfig, EngineParts, StartEngine};
+use crate::actors::extensions;
+use crate::actors::pipeline::ItemPipeline;
+use crate::actors::scheduler::Scheduler;
+use crate::actors::signal_bus::SignalBus;
+use crate::actors::spider::WorkerPool;
+use crate::actors::stats::{Stats, StatsMap};
+use crate::error::ConfigError;
+use crate::extension::{start_extensions, ComponentHandle, CrawlerHandle, ExtensionRegistry, Registry};
+use crate::pipeline::ItemPipeline as Stage;
+use crate::settings::{Priority, Settings};
+use crate::signals::CloseReason;
+use crate::spider::Spider;
+
+/// Builds an item pipeline stage; `Ok(None)` means "not configured".
+pub type PipelineFactory =
+    dyn Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError> + Send + Sync;
+
+/// The pipeline stage registry `ITEM_PIPELINES` names stages in.
+pub type PipelineRegistry = Registry<PipelineFactory>;
+
+/// Why a crawl could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    /// A setting is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine stopped without reporting its stats.
+    #[error("the engine stopped unexpectedly")]
+    EngineGone,
+}
+
+/// One spider's crawl.
+///
+/// ```no_run
+/// # use arachne::prelude::*;
+/// # struct S;
+/// # #[async_trait(?Send)]
+/// # impl Spider for S { fn name(&self) -> &str { "s" }
+/// #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
+/// # async fn run() -> Result<(), arachne::crawler::CrawlError> {
+/// // inside a running actix System:
+/// let stats = Crawler::new(S, Settings::new()).run().await?;
+/// println!("{}", stats["finish_reason"]);
+/// # Ok(()) }
+/// ```
+pub struct Crawler {
+    spider: Arc<dyn Spider>,
+    settings: Settings,
+    extensions: ExtensionRegistry,
+    pipelines: PipelineRegistry,
+    control: Option<oneshot::Sender<Recipient<CloseSpider>>>,
+}
+
+impl std::fmt::Debug for Crawler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crawler").field("spider", &self.spider.name()).finish()
+    }
+}
+
+impl Crawler {
+    /// A crawler for `spider` with project `settings`; the spider's
+    /// `custom_settings` apply on top at spider priority.
+    pub fn new(spider: impl Spider, settings: Settings) -> Self {
+        Crawler::from_arc(Arc::new(spider), settings)
+    }
+
+    /// Same, for a spider already shared.
+    pub fn from_arc(spider: Arc<dyn Spider>, mut settings: Settings) -> Self {
+        settings.update(spider.custom_settings(), Priority::Spider);
+        Crawler {
+            spider,
+            settings,
+            extensions: extensions::builtin(),
+            pipelines: PipelineRegistry::default(),
+            control: None,
+        }
+    }
+
+    /// Registers an extension factory under `name`; enable it with `EXTENSIONS`.
+    pub fn extension(
+        mut self,
+        name: &str,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError> + Send + Sync + 'static,
+    ) -> Self {
+        self.extensions.register(name, factory);
+        self
+    }
+
+    /// Registers a pipeline stage factory under `name`; enable it with `ITEM_PIPELINES`.
+    pub fn pipeline(
+        mut self,
+        name: &str,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError> + Send + Sync + 'static,
+    ) -> Self {
+        self.pipelines.insert(name, Arc::new(factory));
+        self
+    }
+
+    /// Replaces both registries (used by [`CrawlerProcess`]).
+    pub fn with_registries(mut self, extensions: ExtensionRegistry, pipelines: PipelineRegistry) -> Self {
+        self.extensions = extensions;
+        self.pipelines = pipelines;
+        self
+    }
+
+    /// Hands out the engine's close recipient once the crawl starts, so the caller can
+    /// stop it (how `CrawlerProcess` forwards SIGINT).
+    pub fn control(&mut self) -> oneshot::Receiver<Recipient<CloseSpider>> {
+        let (tx, rx) = oneshot::channel();
+        self.control = Some(tx);
+        rx
+    }
+
+    /// The settings as they will apply.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs the crawl to its end inside the current actix System and returns the
+    /// final stats.
+    pub async fn run(self) -> Result<StatsMap, CrawlError> {
+        let settings = Arc::new(self.settings);
+        settings.validate()?;
+        self.spider.update_settings(&settings);
+        let name: Arc<str> = self.spider.name().into();
+
+        let bus_actor = SignalBus::new();
+        let counts = bus_actor.counts();
+        let bus = bus_actor.start();
+        let stats = Stats::new().start();
+        let scheduler = Scheduler::from_settings(&settings, bus.clone(), stats.clone())?.start();
+        let downloader =
+            Downloader::new(DownloaderConfig::from_settings(&settings)?, bus.clone(), counts, stats.clone()).start();
+        let engine_config = EngineConfig::from_settings(&settings)?;
+        let workers = WorkerPool::start(self.spider.clone(), settings.get_usize("SPIDER_WORKERS")?);
+
+        let (done_tx, done_rx) = oneshot::channel();
+        let engine_ctx = Context::<Engine>::new();
+        let engine_addr = engine_ctx.address();
+        let handle = CrawlerHandle {
+            settings: settings.clone(),
+            spider_name: name.clone(),
+            signals: bus.clone(),
+            stats: stats.clone(),
+            close_spider: engine_addr.clone().recipient(),
+            crawl: engine_addr.clone().recipient(),
+            set_slot_delay: downloader.clone().recipient(),
+        };
+
+        let mut stages = Vec::new();
+        for (stage_name, _) in settings.get_component_orders("ITEM_PIPELINES")? {
+            let factory = self
+                .pipelines
+                .get(&stage_name)
+                .ok_or_else(|| ConfigError::Invalid(format!("ITEM_PIPELINES: no pipeline named {stage_name:?}")))?;
+            if let Some(stage) = factory(&handle)? {
+                stages.push((stage_name, stage));
+            }
+        }
+        let pipeline = ItemPipeline::new(stages, settings.get_usize("CONCURRENT_ITEMS")?, bus.clone()).start();
+        let ext_handles = start_extensions(&self.extensions, &handle)?;
+
+        engine_ctx.run(Engine::new(EngineParts {
+            spider: self.spider.clone(),
+            config: engine_config,
+            scheduler,
+            downloader,
+            workers,
+            pipeline,
+            bus,
+            stats,
+            done: done_tx,
+        }));
+        // Let every extension's `started()` run (and subscribe) before the first signal.
+        actix_rt::task::yield_now().await;
+        if let Some(tx) = self.control {
+            let _ = tx.send(engine_addr.clone().recipient());
+        }
+        engine_addr.do_send(StartEngine);
+        let result = done_rx.await.map_err(|_| CrawlError::EngineGone);
+        drop(ext_handles);
+        result
+    }
+}
+
+/// Runs crawls in one process (Scrapy's `CrawlerProcess`).
+///
+/// ```no_run
+/// # use arachne::prelude::*;
+/// # struct A; struct B;
+/// # #[async_trait(?Send)] impl Spider for A { fn name(&self) -> &str { "a" }
+/// #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
+/// # #[async_trait(?Send)] impl Spider for B { fn name(&self) -> &str { "b" }
+/// #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
+/// let results = CrawlerProcess::new(Settings::new()).crawl(A).crawl(B).start();
+/// for r in results {
+///     println!("{:?}", r.map(|s| s["finish_reason"].clone()));
+/// }
+/// ```
+pub struct CrawlerProcess {
+    settings: Settings,
+    crawlers: Vec<Crawler>,
+    extensions: ExtensionRegistry,
+    pipelines: PipelineRegistry,
+    handle_signals: bool,
+}
+
+impl std::fmt::Debug for CrawlerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrawlerProcess").field("crawlers", &self.crawlers).finish()
+    }
+}
+
+impl CrawlerProcess {
+    /// A process with project settings.
+    pub fn new(settings: Settings) -> Self {
+        CrawlerProcess {
+            settings,
+            crawlers: Vec::new(),
+            extensions: extensions::builtin(),
+            pipelines: PipelineRegistry::default(),
+            handle_signals: true,
+        }
+    }
+
+    /// Adds a spider to run.
+    pub fn crawl(mut self, spider: impl Spider) -> Self {
+        self.crawlers.push(Crawler::new(spider, self.settings.clone()));
+        self
+    }
+
+    /// Adds a spider already shared.
+    pub fn crawl_arc(mut self, spider: Arc<dyn Spider>) -> Self {
+        self.crawlers.push(Crawler::from_arc(spider, self.settings.clone()));
+        self
+    }
+
+    /// Registers an extension for every crawler.
+    pub fn extension(
+        mut self,
+        name: &str,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError> + Send + Sync + 'static,
+    ) -> Self {
+        self.extensions.register(name, factory);
+        self
+    }
+
+    /// Registers a pipeline stage for every crawler.
+    pub fn pipeline(
+        mut self,
+        name: &str,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError> + Send + Sync + 'static,
+    ) -> Self {
+        self.pipelines.insert(name, Arc::new(factory));
+        self
+    }
+
+    /// Whether SIGINT/SIGTERM are handled (default true).
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.handle_signals = yes;
+        self
+    }
+
+    /// Runs every crawl at once; returns each one's final stats, in order added.
+    pub fn start(self) -> Vec<Result<StatsMap, CrawlError>> {
+        self.run(false)
+    }
+
+    /// Runs the crawls one after another.
+    pub fn start_sequential(self) -> Vec<Result<StatsMap, CrawlError>> {
+        self.run(true)
+    }
+
+    fn run(self, sequential: bool) -> Vec<Result<StatsMap, CrawlError>> {
+        let CrawlerProcess {
+            crawlers,
+            extensions,
+            pipelines,
+            handle_signals,
+            ..
+        } = self;
+        let system = System::new();
+        system.block_on(async move {
+            let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::unbounded_channel::<Recipient<CloseSpider>>();
+            if handle_signals {
+                actix_rt::spawn(shutdown_on_signals(ctl_rx_forwarder(&mut ctl_rx)));
+            }
+            let mut futures = Vec::new();
+            for c in crawlers {
+                let mut c = c.with_registries(extensions.clone(), pipelines.clone());
+                let rx = c.control();
+                let tx = ctl_tx.clone();
+                actix_rt::spawn(async move {
+                    if let Ok(r) = rx.await {
+                        let _ = tx.send(r);
+                    }
+                });
+                futures.push(c.run());
+            }
+            let mut results = Vec::new();
+            if sequential {
+                for f in futures {
+                    results.push(f.await);
+                }
+            } else {
+                results = futures_util::future::join_all(futures).await;
+            }
+            results
+        })
+    }
+}
+
+/// Moves the receiver into the signal task (it owns the list of engines to stop).
+fn ctl_rx_forwarder(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>>,
+) -> tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>> {
+    let (_, empty) = tokio::sync::mpsc::unbounded_channel();
+    std::mem::replace(rx, empty)
+}
+
+/// First SIGINT/SIGTERM: close every spider with `shutdown`. Second: exit at once.
+async fn shutdown_on_signals(mut engines: tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        log::warn!("cannot install signal handlers; SIGINT will stop the process abruptly");
+        return;
+    };
+    let mut known: Vec<Recipient<CloseSpider>> = Vec::new();
+    let mut received = 0;
+    loop {
+        let name = tokio::select! {
+            Some(r) = engines.recv() => { known.push(r); continue; }
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        received += 1;
+        while let Ok(r) = engines.try_recv() {
+            known.push(r);
+        }
+        if received == 1 {
+            log::info!("Received {name}, shutting down gracefully. Send again to force");
+            for r in &known {
+                r.do_send(CloseSpider {
+                    reason: CloseReason::Shutdown,
+                });
+            }
+        } else {
+            log::info!("Received {name} twice, forcing unclean shutdown");
+            std::process::exit(1);
+        }
+    }
+}

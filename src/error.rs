@@ -1,0 +1,92 @@
+//! The library's error types, one small enum per area, so a caller can tell a bad
+//! setting from a failed download without parsing strings.
+//!
+//! Each error that is counted in the stats has a `kind()` — the short, stable name
+//! that appears in keys such as `downloader/exception_type_count/<kind>`.
+
+use std::time::Duration;
+
+/// A setting holds a value its reader cannot use. The message names key and value,
+/// because the user typed them on a command line or in a settings table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The value does not parse as the type the setting needs.
+    #[error("invalid value for setting {key}: {value:?} is not {expected}")]
+    InvalidValue {
+        /// The setting's name.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// What was expected ("an integer", "a boolean", ...).
+        expected: &'static str,
+    },
+    /// A `KEY=VALUE` pair without `=`, or a component name nobody registered.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A URL that cannot be requested: it does not parse, or it has no host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid URL {url:?}: {reason}")]
+pub struct InvalidUrl {
+    /// The URL as given.
+    pub url: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Why a download failed. `kind()` is the name counted in
+/// `downloader/exception_type_count/<kind>`; the names follow the exception classes a
+/// Scrapy user sees in the same place (`ConnectionRefusedError`, `TimeoutError`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    /// The URL scheme has no download handler (Scrapy's `NotSupported`).
+    #[error("unsupported URL scheme {0:?}")]
+    NotSupported(String),
+    /// The host name could not be resolved.
+    #[error("DNS lookup failed for {0}")]
+    DnsLookup(String),
+    /// Nobody listens on the target port.
+    #[error("connection refused by {0}")]
+    ConnectionRefused(String),
+    /// The connection was closed or reset before a whole response arrived.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// No whole response within `DOWNLOAD_TIMEOUT`.
+    #[error("download timed out after {0:?}")]
+    Timeout(Duration),
+    /// The body is larger than `DOWNLOAD_MAXSIZE` (or the request's `download_maxsize`).
+    #[error("response size ({size}) larger than download max size ({max})")]
+    MaxSizeExceeded {
+        /// Bytes received or announced when the download was cancelled.
+        size: u64,
+        /// The limit in force.
+        max: u64,
+    },
+    /// The request was dropped before download (a middleware's `IgnoreRequest`).
+    #[error("request ignored: {0}")]
+    Ignored(String),
+    /// The download was cancelled because the crawl is stopping.
+    #[error("download cancelled")]
+    Cancelled,
+    /// Anything else the HTTP client reported.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DownloadError {
+    /// The stable name counted in `downloader/exception_type_count/<kind>`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DownloadError::NotSupported(_) => "NotSupported",
+            DownloadError::DnsLookup(_) => "DNSLookupError",
+            DownloadError::ConnectionRefused(_) => "ConnectionRefusedError",
+            DownloadError::ConnectionLost(_) => "ConnectionLost",
+            DownloadError::Timeout(_) => "TimeoutError",
+            DownloadError::MaxSizeExceeded { .. } => "MaxSizeExceeded",
+            DownloadError::Ignored(_) => "IgnoreRequest",
+            DownloadError::Cancelled => "CancelledError",
+            DownloadError::Other(_) => "DownloadError",
+        }
+    }
+}

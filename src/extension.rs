@@ -1,0 +1,201 @@
+//! What an extension is built from, and the registry that `EXTENSIONS` /
+//! `EXTENSIONS_BASE` (and `ITEM_PIPELINES`) name components in.
+//!
+//! An extension is an actor built by a factory from a [`CrawlerHandle`]; the factory
+//! may answer "not configured" (`Ok(None)`) and is then skipped, exactly like Scrapy's
+//! `NotConfigured`. Through the handle an extension reaches the settings, the
+//! SignalBus, the Stats actor, the Engine (close the spider, schedule requests) and the
+//! Downloader (set a slot's delay). Built-in extensions use nothing else, so a user's
+//! extension can do whatever they do.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::actors::downloader::SetSlotDelay;
+use crate::actors::engine::{CloseSpider, Crawl};
+use crate::actors::signal_bus::{Emit, EmitAwait, SignalBus, Subscribe};
+use crate::actors::stats::Stats;
+use crate::error::ConfigError;
+use crate::settings::Settings;
+use crate::signals::Signal;
+
+/// Everything a component may use of the crawler it belongs to.
+///
+/// Tests build one around probe recipients to drive an extension with synthetic
+/// signals, no engine and no network (see `tests/extensions.rs`).
+#[derive(Clone)]
+pub struct CrawlerHandle {
+    /// The crawler's final settings.
+    pub settings: Arc<Settings>,
+    /// The spider's name.
+    pub spider_name: Arc<str>,
+    /// The signal bus.
+    pub signals: Addr<SignalBus>,
+    /// The stats collector.
+    pub stats: Addr<Stats>,
+    /// Closes the spider with a reason (Scrapy's `engine.close_spider`).
+    pub close_spider: Recipient<CloseSpider>,
+    /// Schedules a request (Scrapy's `engine.crawl`).
+    pub crawl: Recipient<Crawl>,
+    /// Sets a download slot's delay (AutoThrottle's lever).
+    pub set_slot_delay: Recipient<SetSlotDelay>,
+}
+
+impl std::fmt::Debug for CrawlerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrawlerHandle")
+            .field("spider_name", &self.spider_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CrawlerHandle {
+    /// Subscribes `recipient` to signal `S` (call it from `started()`).
+    pub fn subscribe<S: Signal>(&self, recipient: Recipient<S>)
+    where
+        S::Result: Send,
+    {
+        self.signals.do_send(Subscribe(recipient));
+    }
+
+    /// Emits a signal of your own (or a built-in one) without waiting.
+    pub fn emit<S: Signal>(&self, signal: S)
+    where
+        S::Result: Send,
+    {
+        self.signals.do_send(Emit(signal));
+    }
+
+    /// Emits a signal and waits until every subscriber has handled it.
+    pub async fn emit_await<S: Signal>(&self, signal: S)
+    where
+        S::Result: Send,
+    {
+        if let Err(e) = self.signals.send(EmitAwait(signal)).await {
+            log::error!("signal bus gone while emitting {}: {e}", S::NAME);
+        }
+    }
+}
+
+/// Keeps a started component alive until the crawl ends (usually its `Addr`).
+pub struct ComponentHandle(#[allow(dead_code)] Box<dyn Any>);
+
+impl std::fmt::Debug for ComponentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ComponentHandle")
+    }
+}
+
+impl ComponentHandle {
+    /// Wraps anything that must live as long as the crawl.
+    pub fn new<T: 'static>(inner: T) -> Self {
+        ComponentHandle(Box::new(inner))
+    }
+}
+
+/// Builds an extension: `Ok(None)` means "not configured", skip it.
+pub type ExtensionFactory =
+    Arc<dyn Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError> + Send + Sync>;
+
+/// Name → factory. Names are matched exactly, then by their last dotted segment, so
+/// Scrapy's `scrapy.extensions.closespider.CloseSpider` finds `CloseSpider`.
+///
+/// ```
+/// use arachne::extension::{ComponentHandle, Registry};
+///
+/// let mut reg = Registry::new();
+/// reg.register("Mine", |_crawler| Ok(Some(ComponentHandle::new(()))));
+/// assert!(reg.get("some.module.Mine").is_some());
+/// ```
+pub struct Registry<F: ?Sized> {
+    factories: HashMap<String, Arc<F>>,
+}
+
+impl<F: ?Sized> Clone for Registry<F> {
+    fn clone(&self) -> Self {
+        Registry {
+            factories: self.factories.clone(),
+        }
+    }
+}
+
+impl<F: ?Sized> std::fmt::Debug for Registry<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.factories.keys().collect();
+        names.sort();
+        f.debug_struct("Registry").field("names", &names).finish()
+    }
+}
+
+impl<F: ?Sized> Default for Registry<F> {
+    fn default() -> Self {
+        Registry {
+            factories: HashMap::new(),
+        }
+    }
+}
+
+impl<F: ?Sized> Registry<F> {
+    /// Looks a name up, exactly then by its last dotted segment.
+    pub fn get(&self, name: &str) -> Option<Arc<F>> {
+        self.factories
+            .get(name)
+            .or_else(|| self.factories.get(name.rsplit('.').next().unwrap_or(name)))
+            .cloned()
+    }
+
+    /// Registers an already shared factory.
+    pub fn insert(&mut self, name: impl Into<String>, factory: Arc<F>) {
+        self.factories.insert(name.into(), factory);
+    }
+}
+
+type ExtFn = dyn Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError> + Send + Sync;
+
+impl Registry<ExtFn> {
+    /// An empty extension registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers an extension factory under `name`.
+    pub fn register(
+        &mut self,
+        name: impl Into<String>,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> &mut Self {
+        self.insert(name, Arc::new(factory));
+        self
+    }
+}
+
+/// The extension registry type.
+pub type ExtensionRegistry = Registry<ExtFn>;
+
+/// Starts every extension `EXTENSIONS` / `EXTENSIONS_BASE` enables, in order.
+/// An unknown name is a configuration error (as an unimportable path is in Scrapy).
+pub fn start_extensions(
+    registry: &ExtensionRegistry,
+    crawler: &CrawlerHandle,
+) -> Result<Vec<ComponentHandle>, ConfigError> {
+    let mut started = Vec::new();
+    for (name, _order) in crawler.settings.get_component_orders("EXTENSIONS")? {
+        let factory = registry
+            .get(&name)
+            .ok_or_else(|| ConfigError::Invalid(format!("EXTENSIONS: no extension named {name:?}")))?;
+        match factory(crawler)? {
+            Some(h) => {
+                log::debug!("Enabled extension {name}");
+                started.push(h);
+            }
+            None => log::debug!("Extension {name} not configured, skipped"),
+        }
+    }
+    Ok(started)
+}

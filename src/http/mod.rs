@@ -1,0 +1,14 @@
+//! The HTTP model: what a spider asks for ([`Request`]) and what it gets back
+//! ([`Response`]), plus Scrapy-compatible fingerprints and URL canonicalisation.
+//! Plain data — no actor lives here.
+
+pub mod canonical;
+mod encoding;
+pub mod fingerprint;
+mod request;
+mod response;
+
+pub use awc::http::header::{HeaderMap, HeaderName, HeaderValue};
+pub use awc::http::Method;
+pub use request::{Meta, Request};
+pub use response::Response;

@@ -1,0 +1,81 @@
+//! # Arachne
+//!
+//! A web crawling and scraping framework in the mould of Scrapy, built on actix actors.
+//! A user writes a [`Spider`](spider::Spider) — where to start and how to turn a
+//! response into items and further requests — and Arachne schedules, downloads,
+//! parses on every core, runs the item pipeline and keeps Scrapy-compatible stats.
+//!
+//! ```no_run
+//! use arachne::prelude::*;
+//!
+//! struct Titles;
+//!
+//! #[async_trait(?Send)]
+//! impl Spider for Titles {
+//!     fn name(&self) -> &str { "titles" }
+//!     fn start_urls(&self) -> Vec<String> { vec!["http://127.0.0.1:8080/".into()] }
+//!     async fn parse(&self, response: Response) -> CallbackResult {
+//!         let mut out = Output::new();
+//!         out.item(serde_json::json!({ "title": response.css("title::text")?.first() }));
+//!         for href in response.css("a::attr(href)")? {
+//!             out.request(response.follow(&href)?);
+//!         }
+//!         Ok(out)
+//!     }
+//! }
+//!
+//! let stats = CrawlerProcess::new(Settings::new()).crawl(Titles).start();
+//! ```
+//!
+//! # Layout
+//!
+//! - [`http`]: `Request`, `Response`, header helpers, fingerprints, URL canonicalisation.
+//! - [`item`]: `Item`, the dynamic, serde-based record a spider yields.
+//! - [`settings`]: `Settings` — Scrapy's names and defaults, priorities, typed getters.
+//! - [`signals`]: every signal message, in one place (Scrapy's `scrapy.signals`).
+//! - [`spider`]: the `Spider` trait, callbacks by name, `Output`.
+//! - [`selector`]: CSS selectors (`::text`, `::attr(x)`) on top of the `select` crate.
+//! - [`pipeline`]: the `ItemPipeline` stage trait and `DropItem`.
+//! - [`queue`]: request priority queues (DFO / BFO).
+//! - [`dupefilter`]: duplicate request filters.
+//! - [`extension`]: the crawler handle extensions are built from, and their registry.
+//! - [`crawler`]: `Crawler` and `CrawlerProcess`, which assemble the actors and run them.
+//! - [`cli`]: the `arachne` command line, reusable from a user's own `main`.
+//! - [`actors`]: every actor, one per file (engine, scheduler, downloader, slots, spider
+//!   workers, item pipeline, signal bus, stats and the built-in extensions).
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod crawler;
+pub mod dupefilter;
+pub mod error;
+pub mod extension;
+pub mod http;
+pub mod item;
+pub mod pipeline;
+pub mod queue;
+pub mod selector;
+pub mod settings;
+pub mod signals;
+pub mod spider;
+
+#[path = "../actors/mod.rs"]
+pub mod actors;
+
+/// Re-exported so users write `#[async_trait(?Send)]` on their spiders without a
+/// dependency of their own.
+pub use async_trait::async_trait;
+
+/// What a spider file usually needs.
+pub mod prelude {
+    pub use crate::async_trait;
+    pub use crate::crawler::{Crawler, CrawlerProcess};
+    pub use crate::http::{Request, Response};
+    pub use crate::item::Item;
+    pub use crate::pipeline::{DropItem, ItemPipeline, PipelineError};
+    pub use crate::selector::Html;
+    pub use crate::settings::{Priority, Settings};
+    pub use crate::spider::{CallbackResult, Failure, Output, Spider, SpiderError};
+}

@@ -1,0 +1,2166 @@
+//! CSS selectors over [`select`] documents, with Scrapy's `::text` and `::attr(name)`.
+//!
+//! Spiders extract data the way they would with Scrapy/parsel: parse the body once
+//! with [`Html::parse`], then run queries such as `div.quote span.text::text` or
+//! `li.next a::attr(href)` and take [`SelectorList::get`] / [`SelectorList::getall`].
+//! A query is parsed once into a small AST ([`Selector`]) and matched right-to-left
+//! against the flat node array of a [`select::document::Document`], so running a
+//! selector costs one pass over the (sub)tree and no allocation per visited node.
+//!
+//! Supported syntax: type selectors (case-insensitive), `*`, `.class`, `#id`,
+//! attribute selectors (`[a]`, `=`, `~=`, `|=`, `^=`, `$=`, `*=`, parsel's `!=`, the
+//! `i` flag), the descendant, `>`, `+` and `~` combinators, groups (`h1, h2`), the
+//! pseudo-classes `:first-child`, `:last-child`, `:only-child`, `:nth-child()`,
+//! `:nth-last-child()`, the `-of-type` variants, `:empty`, `:root` and `:not()`, and
+//! the pseudo-elements `::text` and `::attr(name)` at the end of a selector.
+//! Anything else is reported as a [`SelectorError`]; parsing never panics.
+//!
+//! ```
+//! use arachne::selector::Html;
+//!
+//! let html = Html::parse(r#"<ul><li><a href="/a">A</a></li><li><a href="/b">B</a></li></ul>"#);
+//! assert_eq!(html.css("li a::attr(href)").unwrap().getall(), ["/a", "/b"]);
+//! assert_eq!(html.css("li:last-child a::text").unwrap().get().as_deref(), Some("B"));
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use select::document::Document;
+use select::node::{Data, Node};
+use select::predicate::Predicate;
+use select::selection::Selection;
+
+/// Longest chain of compound selectors accepted in one selector; matching recurses
+/// once per compound, so this bounds stack use for hostile queries.
+const MAX_COMPOUNDS: usize = 64;
+/// Deepest `:not(:not(...))` nesting accepted, for the same reason.
+const MAX_NESTING: usize = 16;
+
+/// An error produced when a CSS query cannot be parsed.
+///
+/// `position` is the 1-based character column in the query where the problem was
+/// found.
+///
+/// ```
+/// use arachne::selector::Selector;
+///
+/// let err = Selector::parse("a[href").unwrap_err();
+/// assert_eq!(err.to_string(), "invalid CSS selector `a[href`: expected `]` at 7");
+/// assert_eq!(err.position(), 7);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// The query is not valid CSS (or not valid for the subset understood here).
+    #[error("invalid CSS selector `{query}`: {message} at {position}")]
+    Syntax {
+        /// The query as given.
+        query: String,
+        /// What went wrong.
+        message: String,
+        /// 1-based character column.
+        position: usize,
+    },
+    /// The query is valid CSS but uses a feature this module does not implement.
+    #[error("unsupported CSS selector `{query}`: {feature} is not supported at {position}")]
+    Unsupported {
+        /// The query as given.
+        query: String,
+        /// The feature, e.g. "pseudo-class `:hover`".
+        feature: String,
+        /// 1-based character column.
+        position: usize,
+    },
+}
+
+impl SelectorError {
+    /// The query that failed to parse.
+    pub fn query(&self) -> &str {
+        match self {
+            SelectorError::Syntax { query, .. } | SelectorError::Unsupported { query, .. } => query,
+        }
+    }
+
+    /// 1-based character column of the problem.
+    pub fn position(&self) -> usize {
+        match self {
+            SelectorError::Syntax { position, .. }
+            | SelectorError::Unsupported { position, .. } => *position,
+        }
+    }
+}
+
+/// A parsed HTML document.
+///
+/// Wraps [`select::document::Document`]; broken markup is repaired by html5ever the
+/// way a browser would, so parsing never fails. Not `Send` (the underlying tendrils
+/// are not), so parse inside the thread that uses it.
+///
+/// ```
+/// use arachne::selector::Html;
+///
+/// let html = Html::parse("<title>Hi &amp; bye</title><p>unclosed");
+/// assert_eq!(html.css("title::text").unwrap().get().as_deref(), Some("Hi & bye"));
+/// assert_eq!(html.css("p::text").unwrap().get().as_deref(), Some("unclosed"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Html {
+    doc: Document,
+}
+
+impl Html {
+    /// Parses an HTML document (or fragment; html5ever wraps it in `<html><body>`).
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<div>x</div></div>");
+    /// assert_eq!(html.css("div").unwrap().len(), 1);
+    /// ```
+    pub fn parse(html: &str) -> Html {
+        Html {
+            doc: Document::from(html),
+        }
+    }
+
+    /// The underlying `select` document, for anything this module does not cover.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a</p>");
+    /// assert!(html.document().nodes.len() >= 4); // html, head, body, p, text
+    /// ```
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    /// Parses `query` and runs it over the whole document.
+    ///
+    /// When one query runs on many pages, parse it once with [`Selector::parse`]
+    /// and call [`Selector::select`] instead.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<h1>T</h1><h2>S</h2>");
+    /// assert_eq!(html.css("h2, h1").unwrap().len(), 2);
+    /// assert!(html.css("h1[").is_err());
+    /// ```
+    pub fn css(&self, query: &str) -> Result<SelectorList<'_>, SelectorError> {
+        Ok(Selector::parse(query)?.select(&self.doc))
+    }
+
+    /// Runs a native `select` predicate over the whole document and returns the
+    /// matching nodes as a `select` [`Selection`] (document order).
+    ///
+    /// ```
+    /// use select::predicate::{Class, Name, Predicate};
+    ///
+    /// let html = arachne::selector::Html::parse(r#"<p class="x">a</p><p>b</p>"#);
+    /// assert_eq!(html.find(Name("p").and(Class("x"))).len(), 1);
+    /// ```
+    pub fn find<P: Predicate>(&self, predicate: P) -> Selection<'_> {
+        self.doc.find(predicate).into_selection()
+    }
+}
+
+impl From<Document> for Html {
+    fn from(doc: Document) -> Html {
+        Html { doc }
+    }
+}
+
+/// One result of a selector: an element, a text node's content, or an attribute
+/// value.
+///
+/// Its string form (`to_string()`, and what [`SelectorList::get`] returns) is the
+/// text, the attribute value, or the element's outer HTML, as in Scrapy.
+///
+/// ```
+/// use arachne::selector::{Html, Match};
+///
+/// let html = Html::parse(r#"<a href="/x">go</a>"#);
+/// let list = html.css("a").unwrap();
+/// let first = list.iter().next().unwrap();
+/// assert!(matches!(first, Match::Node(_)));
+/// assert_eq!(first.to_string(), r#"<a href="/x">go</a>"#);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Match<'a> {
+    /// An element.
+    Node(Node<'a>),
+    /// The content of a text node (from `::text`), entities decoded.
+    Text(String),
+    /// An attribute value (from `::attr(name)`), entities decoded.
+    Attr(String),
+}
+
+impl<'a> Match<'a> {
+    /// The element, if this is a [`Match::Node`].
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<b>x</b>");
+    /// let list = html.css("b").unwrap();
+    /// assert_eq!(list.iter().next().unwrap().as_node().unwrap().name(), Some("b"));
+    /// ```
+    pub fn as_node(&self) -> Option<Node<'a>> {
+        match self {
+            Match::Node(node) => Some(*node),
+            _ => None,
+        }
+    }
+
+    /// The text or attribute value, if this is not an element.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<b>x</b>");
+    /// let list = html.css("b::text").unwrap();
+    /// assert_eq!(list.iter().next().unwrap().as_str(), Some("x"));
+    /// ```
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Match::Text(s) | Match::Attr(s) => Some(s),
+            Match::Node(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Match<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Match::Node(node) => f.write_str(&node.html()),
+            Match::Text(s) | Match::Attr(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The results of a query, in document order and without duplicates.
+///
+/// ```
+/// let html = arachne::selector::Html::parse(
+///     r#"<div class="q"><span>a</span></div><div class="q"><span>b</span></div>"#,
+/// );
+/// let quotes = html.css("div.q").unwrap();
+/// assert_eq!(quotes.len(), 2);
+/// assert_eq!(quotes.css("span::text").unwrap().getall(), ["a", "b"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SelectorList<'a> {
+    matches: Vec<Match<'a>>,
+}
+
+impl<'a> SelectorList<'a> {
+    /// The first match as a string (Scrapy's `.get()`), or `None` if there is none.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a</p><p>b</p>");
+    /// assert_eq!(html.css("p::text").unwrap().get().as_deref(), Some("a"));
+    /// assert_eq!(html.css("q::text").unwrap().get(), None);
+    /// ```
+    pub fn get(&self) -> Option<String> {
+        self.matches.first().map(Match::to_string)
+    }
+
+    /// All matches as strings (Scrapy's `.getall()`).
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a</p><p>b</p>");
+    /// assert_eq!(html.css("p::text").unwrap().getall(), ["a", "b"]);
+    /// ```
+    pub fn getall(&self) -> Vec<String> {
+        self.matches.iter().map(Match::to_string).collect()
+    }
+
+    /// Number of matches.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a</p><p>b</p>");
+    /// assert_eq!(html.css("p").unwrap().len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.matches.len()
+    }
+
+    /// Whether nothing matched.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a</p>");
+    /// assert!(html.css("table").unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.matches.is_empty()
+    }
+
+    /// The matches, in document order.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse(r#"<a href="/1"></a><a href="/2"></a>"#);
+    /// let list = html.css("a::attr(href)").unwrap();
+    /// let hrefs: Vec<&str> = list.iter().filter_map(|m| m.as_str()).collect();
+    /// assert_eq!(hrefs, ["/1", "/2"]);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = &Match<'a>> {
+        self.matches.iter()
+    }
+
+    /// The element matches (text and attribute matches are skipped).
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse(r#"<a href="/1">x</a>"#);
+    /// let list = html.css("a").unwrap();
+    /// let link = list.nodes().next().unwrap();
+    /// assert_eq!(link.attr("href"), Some("/1"));
+    /// ```
+    pub fn nodes(&self) -> impl Iterator<Item = Node<'a>> + '_ {
+        self.matches.iter().filter_map(Match::as_node)
+    }
+
+    /// The first match, if any.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a</p>");
+    /// assert!(html.css("p").unwrap().first().is_some());
+    /// ```
+    pub fn first(&self) -> Option<&Match<'a>> {
+        self.matches.first()
+    }
+
+    /// Runs `query` relative to every element in this list (see
+    /// [`Selector::select_from`]) and merges the results in document order without
+    /// duplicates. Text and attribute matches contribute nothing.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse(
+    ///     r#"<div class="item"><a href="/1">one</a></div><a href="/x">out</a>"#,
+    /// );
+    /// let items = html.css("div.item").unwrap();
+    /// assert_eq!(items.css("a::attr(href)").unwrap().getall(), ["/1"]);
+    /// ```
+    pub fn css(&self, query: &str) -> Result<SelectorList<'a>, SelectorError> {
+        Ok(self.select(&Selector::parse(query)?))
+    }
+
+    /// Like [`SelectorList::css`] with an already parsed selector.
+    ///
+    /// ```
+    /// use arachne::selector::{Html, Selector};
+    ///
+    /// let text = Selector::parse("::text").unwrap();
+    /// let html = Html::parse("<p>a</p><p>b</p>");
+    /// assert_eq!(html.css("p").unwrap().select(&text).getall(), ["a", "b"]);
+    /// ```
+    pub fn select(&self, selector: &Selector) -> SelectorList<'a> {
+        let mut keyed: Vec<(Key, Match<'a>)> = Vec::new();
+        // Results of disjoint contexts visited in document order are already sorted
+        // and unique; only nested contexts (e.g. `div` inside `div`) need a merge.
+        let mut overlapping = false;
+        let mut prev_end = 0;
+        for node in self.nodes() {
+            if node.index() < prev_end {
+                overlapping = true;
+            }
+            prev_end = prev_end.max(subtree_end(node));
+            selector.collect(node.descendants(), Some(node), &mut |key, m| {
+                keyed.push((key, m))
+            });
+        }
+        if overlapping {
+            keyed.sort_by_key(|(key, _)| *key);
+            keyed.dedup_by_key(|(key, _)| *key);
+        }
+        SelectorList {
+            matches: keyed.into_iter().map(|(_, m)| m).collect(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for SelectorList<'a> {
+    type Item = Match<'a>;
+    type IntoIter = std::vec::IntoIter<Match<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.matches.into_iter()
+    }
+}
+
+impl<'l, 'a> IntoIterator for &'l SelectorList<'a> {
+    type Item = &'l Match<'a>;
+    type IntoIter = std::slice::Iter<'l, Match<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.matches.iter()
+    }
+}
+
+/// A parsed CSS query, reusable across documents and threads.
+///
+/// Matching follows parsel where it matters for scraping:
+/// - `h1::text` yields the element's own text-node children, one match per node;
+///   `div ::text` (or `div *::text`) yields every text node inside `div`.
+/// - `::attr(name)` yields the attribute value and skips elements without it;
+///   `div ::attr(href)` includes the `div`'s own `href`, as in parsel.
+/// - A selector that is only a pseudo-element (`::text`, `::attr(href)`) applies to
+///   the context element itself (with [`Selector::select`], the document root).
+///   Unlike parsel, a bare `::text` is the context's own text children; write
+///   `*::text` for every text node below it.
+///
+/// The selector is also a `select` [`Predicate`] matching the elements its
+/// element-returning group members match, so it can be used with
+/// `Document::find`.
+///
+/// ```
+/// use arachne::selector::{Html, Selector};
+///
+/// let title = Selector::parse("h1.title::text").unwrap();
+/// for page in ["<h1 class=title>One</h1>", "<h1 class=title>Two</h1>"] {
+///     let html = Html::parse(page);
+///     assert!(title.select(html.document()).get().is_some());
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Selector {
+    source: Box<str>,
+    members: Vec<Complex>,
+    wants_nodes: bool,
+    wants_text: bool,
+    wants_attrs: bool,
+}
+
+impl Selector {
+    /// Parses a CSS query.
+    ///
+    /// ```
+    /// use arachne::selector::Selector;
+    ///
+    /// assert!(Selector::parse(r#"a.nav[href^="/p/"]::attr(href)"#).is_ok());
+    /// assert!(Selector::parse("a:hover").is_err());
+    /// ```
+    pub fn parse(query: &str) -> Result<Selector, SelectorError> {
+        let mut parser = Parser {
+            src: query,
+            pos: 0,
+            depth: 0,
+        };
+        let members = parser.parse_group()?;
+        Ok(Selector {
+            source: query.into(),
+            wants_nodes: members.iter().any(|m| m.pseudo.is_none()),
+            wants_text: members
+                .iter()
+                .any(|m| matches!(m.pseudo, Some(PseudoElement::Text))),
+            wants_attrs: members
+                .iter()
+                .any(|m| matches!(m.pseudo, Some(PseudoElement::Attr(_)))),
+            members,
+        })
+    }
+
+    /// The query this selector was parsed from.
+    ///
+    /// ```
+    /// let sel = arachne::selector::Selector::parse("p > b").unwrap();
+    /// assert_eq!(sel.as_str(), "p > b");
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Runs the selector over a whole document.
+    ///
+    /// ```
+    /// use arachne::selector::{Html, Selector};
+    ///
+    /// let html = Html::parse("<p>a <b>b</b></p>");
+    /// let sel = Selector::parse("p ::text").unwrap();
+    /// assert_eq!(sel.select(html.document()).getall(), ["a ", "b"]);
+    /// ```
+    pub fn select<'a>(&self, doc: &'a Document) -> SelectorList<'a> {
+        let mut matches = Vec::new();
+        let nodes = (0..doc.nodes.len()).filter_map(|i| doc.nth(i));
+        self.collect(nodes, None, &mut |_, m| matches.push(m));
+        SelectorList { matches }
+    }
+
+    /// Runs the selector relative to `node`.
+    ///
+    /// Returned elements are strict descendants of `node` (parsel would also return
+    /// `node` itself when it matches); the compounds to the left
+    /// of a combinator may match `node` itself (so `div.item span` works from a
+    /// `div.item`) but nothing outside it, like parsel's `descendant-or-self::`.
+    /// Text and attributes may come from `node` itself (`p::text` from a `p`).
+    ///
+    /// ```
+    /// use arachne::selector::{Html, Selector};
+    ///
+    /// let html = Html::parse(r#"<div class="q"><b>in</b></div><b>out</b>"#);
+    /// let quote = html.css("div.q").unwrap().nodes().next().unwrap();
+    /// let bold = Selector::parse("div.q b::text").unwrap();
+    /// assert_eq!(bold.select_from(quote).getall(), ["in"]);
+    /// ```
+    pub fn select_from<'a>(&self, node: Node<'a>) -> SelectorList<'a> {
+        let mut matches = Vec::new();
+        self.collect(node.descendants(), Some(node), &mut |_, m| matches.push(m));
+        SelectorList { matches }
+    }
+
+    /// The single matching pass: visits `nodes` (the context's subtree, in document
+    /// order) once and reports each match with its document-order key.
+    fn collect<'a, I, F>(&self, nodes: I, ctx: Option<Node<'a>>, emit: &mut F)
+    where
+        I: Iterator<Item = Node<'a>>,
+        F: FnMut(Key, Match<'a>),
+    {
+        let ctx_index = ctx.map(|n| n.index());
+        // Compounds may match the context itself but nothing above it.
+        let lo = ctx_index.unwrap_or(0);
+        if self.wants_attrs {
+            if let Some(ctx) = ctx {
+                self.emit_attrs(ctx, ctx_index, lo, emit);
+            }
+        }
+        // Consecutive text nodes usually share a parent; remember its verdict.
+        let mut last_parent: Option<(Option<usize>, bool)> = None;
+        for node in nodes {
+            match node.data() {
+                Data::Element(..) => {
+                    if self.wants_nodes
+                        && self.members.iter().any(|m| {
+                            m.pseudo.is_none() && m.subject_matches(Some(node), ctx_index, lo)
+                        })
+                    {
+                        emit((node.index(), 0), Match::Node(node));
+                    }
+                    if self.wants_attrs {
+                        self.emit_attrs(node, ctx_index, lo, emit);
+                    }
+                }
+                Data::Text(text) if self.wants_text => {
+                    let parent = node.raw().parent;
+                    let ok = match last_parent {
+                        Some((p, ok)) if p == parent => ok,
+                        _ => {
+                            let subject = node.parent();
+                            let ok = self.members.iter().any(|m| {
+                                matches!(m.pseudo, Some(PseudoElement::Text))
+                                    && m.subject_matches(subject, ctx_index, lo)
+                            });
+                            last_parent = Some((parent, ok));
+                            ok
+                        }
+                    };
+                    if ok {
+                        emit((node.index(), 0), Match::Text(text.to_string()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn emit_attrs<'a, F>(&self, element: Node<'a>, ctx: Option<usize>, lo: usize, emit: &mut F)
+    where
+        F: FnMut(Key, Match<'a>),
+    {
+        for (i, (name, value)) in element.attrs().enumerate() {
+            let wanted = self.members.iter().any(|m| match &m.pseudo {
+                Some(PseudoElement::Attr(want)) => {
+                    want.eq_ignore_ascii_case(name) && m.subject_matches(Some(element), ctx, lo)
+                }
+                _ => false,
+            });
+            if wanted {
+                emit((element.index(), i + 1), Match::Attr(value.to_string()));
+            }
+        }
+    }
+}
+
+impl FromStr for Selector {
+    type Err = SelectorError;
+
+    fn from_str(query: &str) -> Result<Selector, SelectorError> {
+        Selector::parse(query)
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl Predicate for Selector {
+    fn matches(&self, node: &Node<'_>) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.pseudo.is_none() && m.subject_matches(Some(*node), None, 0))
+    }
+}
+
+impl Predicate for &Selector {
+    fn matches(&self, node: &Node<'_>) -> bool {
+        (*self).matches(node)
+    }
+}
+
+/// Builds a deterministic HTML page of roughly `kb` kilobytes: a nav list followed
+/// by `div.item` blocks with headings, links, spans and entities. Used by the
+/// micro-benchmarks and tests.
+#[doc(hidden)]
+pub fn sample_page(kb: usize) -> String {
+    use std::fmt::Write;
+
+    let target = kb * 1024;
+    let mut page = String::with_capacity(target + 1024);
+    page.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Sample catalogue</title></head>\n<body>\n<div id=\"main\">\n\
+         <h1 class=\"page-title\">Catalogue</h1>\n<ul class=\"nav\">\
+         <li><a href=\"/\">Home</a></li><li><a href=\"/about\">About</a></li>\
+         <li class=\"next\"><a href=\"/page/2\">Next</a></li></ul>\n",
+    );
+    let mut i: u64 = 0;
+    while page.len() < target {
+        let price = (i * 37) % 1000;
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            page,
+            "<div class=\"item item-{kind}\" data-id=\"{i}\">\
+             <h2 class=\"title\"><a href=\"/p/{i}\" title=\"Product {i}\">Product {i}</a></h2>\
+             <span class=\"price\">{price}.99</span> <span class=\"tag\">tag-{tag}</span>\
+             <p class=\"desc\">Item {i} is <b>great</b> &amp; cheap &lt;{kind}&gt;. \
+             <a class=\"more\" href=\"/p/{i}#more\">more</a></p></div>",
+            kind = i % 7,
+            tag = i % 13,
+        );
+        i += 1;
+    }
+    page.push_str("</div>\n</body></html>\n");
+    page
+}
+
+// ---------------------------------------------------------------------------
+// AST
+
+/// Document-order key of a match: node index, then 0 for the node itself or
+/// 1 + attribute position, so an element's attributes sort between it and its
+/// children (XPath document order).
+type Key = (usize, usize);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PseudoElement {
+    Text,
+    Attr(Box<str>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Combinator {
+    Descendant,
+    Child,
+    Adjacent,
+    Sibling,
+    /// Internal: `div ::text` means every text node under `div`, including its own
+    /// (parsel turns `div *::text` into `div//text()`, and `div ::attr(x)` into
+    /// `div/descendant-or-self::*/@x`), so the implicit `*` may be the `div` itself.
+    DescendantOrSelf,
+}
+
+/// One member of a selector group: compounds joined by combinators, plus an
+/// optional trailing pseudo-element. `parts` is empty only for a bare
+/// pseudo-element, which applies to the context itself.
+#[derive(Clone, Debug)]
+struct Complex {
+    parts: Vec<Compound>,
+    /// `combs[i]` joins `parts[i]` and `parts[i + 1]`.
+    combs: Vec<Combinator>,
+    pseudo: Option<PseudoElement>,
+}
+
+#[derive(Clone, Debug)]
+struct Compound {
+    /// Lowercased tag name; `None` is `*`.
+    tag: Option<Box<str>>,
+    simples: Vec<Simple>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AttrOp {
+    Exists,
+    Equals,
+    NotEquals,
+    Includes,
+    DashMatch,
+    Prefix,
+    Suffix,
+    Substring,
+}
+
+#[derive(Clone, Debug)]
+enum Simple {
+    Id(Box<str>),
+    Class(Box<str>),
+    Attr {
+        name: Box<str>,
+        op: AttrOp,
+        /// Lowercased when `ignore_case`.
+        value: Box<str>,
+        ignore_case: bool,
+    },
+    /// `:nth-child(an+b)` and friends; `:first-child` is `a = 0, b = 1`.
+    Nth {
+        a: i64,
+        b: i64,
+        of_type: bool,
+        from_end: bool,
+    },
+    Only {
+        of_type: bool,
+    },
+    Empty,
+    Root,
+    Not(Vec<Compound>),
+}
+
+impl Simple {
+    /// Cheap attribute checks first; sibling counting last.
+    fn cost(&self) -> u8 {
+        match self {
+            Simple::Id(_) => 0,
+            Simple::Class(_) => 1,
+            Simple::Attr { .. } => 2,
+            Simple::Root | Simple::Empty => 3,
+            Simple::Not(_) => 4,
+            Simple::Nth { .. } | Simple::Only { .. } => 5,
+        }
+    }
+
+    fn matches(&self, e: Node<'_>) -> bool {
+        match self {
+            Simple::Id(id) => attr(e, "id") == Some(&**id),
+            Simple::Class(class) => attr(e, "class")
+                .is_some_and(|list| list.split_ascii_whitespace().any(|c| c == &**class)),
+            Simple::Attr {
+                name,
+                op,
+                value,
+                ignore_case,
+            } => match attr(e, name) {
+                Some(actual) => attr_matches(*op, actual, value, *ignore_case),
+                None => *op == AttrOp::NotEquals,
+            },
+            Simple::Nth {
+                a,
+                b,
+                of_type,
+                from_end,
+            } => nth_matches(*a, *b, sibling_position(e, *of_type, *from_end)),
+            Simple::Only { of_type } => {
+                sibling_position(e, *of_type, false) == 1
+                    && sibling_position(e, *of_type, true) == 1
+            }
+            Simple::Empty => e.children().all(|c| c.as_comment().is_some()),
+            Simple::Root => e.parent().is_none(),
+            Simple::Not(list) => !list.iter().any(|c| c.matches(e)),
+        }
+    }
+}
+
+impl Compound {
+    fn universal() -> Compound {
+        Compound {
+            tag: None,
+            simples: Vec::new(),
+        }
+    }
+
+    fn is_universal(&self) -> bool {
+        self.tag.is_none() && self.simples.is_empty()
+    }
+
+    fn matches(&self, e: Node<'_>) -> bool {
+        let Some(name) = e.name() else {
+            return false;
+        };
+        if let Some(tag) = &self.tag {
+            // Foreign content keeps camelCase names (`linearGradient`).
+            if !name.eq_ignore_ascii_case(tag) {
+                return false;
+            }
+        }
+        self.simples.iter().all(|s| s.matches(e))
+    }
+}
+
+impl Complex {
+    /// Whether `subject` (an element, or `None` for the document root) is what this
+    /// member selects; `ctx` is the context node and `lo` the smallest node index in
+    /// scope.
+    fn subject_matches(&self, subject: Option<Node<'_>>, ctx: Option<usize>, lo: usize) -> bool {
+        if self.parts.is_empty() {
+            return subject.map(|n| n.index()) == ctx;
+        }
+        match subject {
+            Some(e) if e.index() >= lo => {
+                match_chain(&self.parts, &self.combs, e, lo) == Outcome::Matched
+            }
+            _ => false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Matching
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Matched,
+    /// Try the next candidate for the compound on the right.
+    NotMatched,
+    /// Ran out of ancestors: no other candidate to the right can do better (every
+    /// alternative has a subset of these ancestors), which keeps `a b c d` from
+    /// going exponential on deep trees.
+    NotMatchedGlobally,
+}
+
+fn match_chain(parts: &[Compound], combs: &[Combinator], e: Node<'_>, lo: usize) -> Outcome {
+    let Some((last, left)) = parts.split_last() else {
+        return Outcome::Matched;
+    };
+    if !last.matches(e) {
+        return Outcome::NotMatched;
+    }
+    let Some((comb, left_combs)) = combs.split_last() else {
+        return Outcome::Matched;
+    };
+    let in_scope = |n: &Node<'_>| n.index() >= lo;
+    match comb {
+        Combinator::Child => match e.parent().filter(in_scope) {
+            Some(parent) => match_chain(left, left_combs, parent, lo),
+            None => Outcome::NotMatchedGlobally,
+        },
+        Combinator::Descendant | Combinator::DescendantOrSelf => {
+            let mut candidate = if *comb == Combinator::Descendant {
+                e.parent()
+            } else {
+                Some(e)
+            };
+            while let Some(a) = candidate.filter(in_scope) {
+                match match_chain(left, left_combs, a, lo) {
+                    Outcome::NotMatched => candidate = a.parent(),
+                    done => return done,
+                }
+            }
+            Outcome::NotMatchedGlobally
+        }
+        Combinator::Adjacent | Combinator::Sibling => {
+            let mut candidate = prev_element(e);
+            while let Some(s) = candidate.filter(in_scope) {
+                match match_chain(left, left_combs, s, lo) {
+                    Outcome::NotMatched if *comb == Combinator::Sibling => {
+                        candidate = prev_element(s)
+                    }
+                    Outcome::NotMatched => return Outcome::NotMatched,
+                    done => return done,
+                }
+            }
+            Outcome::NotMatched
+        }
+    }
+}
+
+/// Attribute lookup; names are compared ASCII-case-insensitively because foreign
+/// content keeps camelCase attribute names (`viewBox`).
+fn attr<'a>(e: Node<'a>, name: &str) -> Option<&'a str> {
+    e.attrs()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn attr_matches(op: AttrOp, actual: &str, want: &str, ignore_case: bool) -> bool {
+    let eq = |a: &str, b: &str| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let (hay, needle) = (actual.as_bytes(), want.as_bytes());
+    let bytes_eq = |a: &[u8], b: &[u8]| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let starts = || hay.len() >= needle.len() && bytes_eq(&hay[..needle.len()], needle);
+    match op {
+        AttrOp::Exists => true,
+        AttrOp::Equals => eq(actual, want),
+        AttrOp::NotEquals => !eq(actual, want),
+        // Per the spec, empty (or whitespace-containing for `~=`) values never match.
+        AttrOp::Includes => {
+            !want.is_empty()
+                && !want.contains(is_ws)
+                && actual.split_ascii_whitespace().any(|w| eq(w, want))
+        }
+        AttrOp::DashMatch => {
+            eq(actual, want) || (hay.len() > needle.len() && hay[needle.len()] == b'-' && starts())
+        }
+        AttrOp::Prefix => !want.is_empty() && starts(),
+        AttrOp::Suffix => {
+            !want.is_empty()
+                && hay.len() >= needle.len()
+                && bytes_eq(&hay[hay.len() - needle.len()..], needle)
+        }
+        AttrOp::Substring => {
+            !want.is_empty()
+                && if ignore_case {
+                    hay.windows(needle.len())
+                        .any(|w| w.eq_ignore_ascii_case(needle))
+                } else {
+                    actual.contains(want)
+                }
+        }
+    }
+}
+
+fn prev_element<'a>(e: Node<'a>) -> Option<Node<'a>> {
+    let mut cur = e.prev();
+    while let Some(n) = cur {
+        if n.name().is_some() {
+            return Some(n);
+        }
+        cur = n.prev();
+    }
+    None
+}
+
+/// 1-based position of `e` among its element siblings (of the same type if
+/// `of_type`), counted from the end if `from_end`.
+fn sibling_position<'a>(e: Node<'a>, of_type: bool, from_end: bool) -> i64 {
+    let name = e.name();
+    let step = |n: Node<'a>| if from_end { n.next() } else { n.prev() };
+    let mut position = 1;
+    let mut cur = step(e);
+    while let Some(n) = cur {
+        if let Some(sibling) = n.name() {
+            if !of_type || name.is_some_and(|own| own.eq_ignore_ascii_case(sibling)) {
+                position += 1;
+            }
+        }
+        cur = step(n);
+    }
+    position
+}
+
+/// Whether `position = a*n + b` for some integer `n >= 0`.
+fn nth_matches(a: i64, b: i64, position: i64) -> bool {
+    if a == 0 {
+        return position == b;
+    }
+    let diff = position - b;
+    diff % a == 0 && diff / a >= 0
+}
+
+/// One past the last node index of `node`'s subtree (`usize::MAX` when the subtree
+/// runs to the end of the document), using the fact that `select` stores nodes in
+/// document order.
+fn subtree_end(node: Node<'_>) -> usize {
+    let mut cur = node;
+    loop {
+        if let Some(next) = cur.raw().next {
+            return next;
+        }
+        match cur.parent() {
+            Some(parent) => cur = parent,
+            None => return usize::MAX,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+fn is_ws(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0C')
+}
+
+fn is_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start(c) || c.is_ascii_digit() || c == '-'
+}
+
+/// Parses `an+b`, `odd`, `even` (whitespace already removed, lowercased).
+fn parse_nth(s: &str) -> Option<(i64, i64)> {
+    // i32 bounds keep later arithmetic on positions far from overflow.
+    let int = |s: &str| s.parse::<i32>().ok().map(i64::from);
+    match s {
+        "odd" => return Some((2, 1)),
+        "even" => return Some((2, 0)),
+        _ => {}
+    }
+    let Some(n) = s.find('n') else {
+        return Some((0, int(s)?));
+    };
+    let (a, b) = (&s[..n], &s[n + 1..]);
+    let a = match a {
+        "" | "+" => 1,
+        "-" => -1,
+        _ => int(a)?,
+    };
+    let b = match b {
+        "" => 0,
+        _ if b.starts_with(['+', '-']) => int(b)?,
+        _ => return None,
+    };
+    Some((a, b))
+}
+
+struct Parser<'q> {
+    src: &'q str,
+    /// Byte offset; always on a char boundary.
+    pos: usize,
+    depth: usize,
+}
+
+type PResult<T> = Result<T, SelectorError>;
+
+impl<'q> Parser<'q> {
+    fn rest(&self) -> &'q str {
+        &self.src[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn peek2(&self) -> Option<char> {
+        self.rest().chars().nth(1)
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn skip_ws(&mut self) -> bool {
+        let start = self.pos;
+        while self.peek().is_some_and(is_ws) {
+            self.pos += 1;
+        }
+        self.pos != start
+    }
+
+    fn column(&self, pos: usize) -> usize {
+        self.src.get(..pos).map_or(0, |s| s.chars().count()) + 1
+    }
+
+    fn error_at(&self, pos: usize, message: impl Into<String>) -> SelectorError {
+        SelectorError::Syntax {
+            query: self.src.to_string(),
+            message: message.into(),
+            position: self.column(pos),
+        }
+    }
+
+    fn unsupported(&self, pos: usize, feature: impl Into<String>) -> SelectorError {
+        SelectorError::Unsupported {
+            query: self.src.to_string(),
+            feature: feature.into(),
+            position: self.column(pos),
+        }
+    }
+
+    fn expected(&self, what: &str) -> SelectorError {
+        match self.peek() {
+            None => self.error_at(self.pos, format!("expected {what}")),
+            Some(c) => self.error_at(
+                self.pos,
+                format!("expected {what}, found `{}`", c.escape_debug()),
+            ),
+        }
+    }
+
+    fn parse_group(&mut self) -> PResult<Vec<Complex>> {
+        let mut members = Vec::new();
+        self.skip_ws();
+        loop {
+            members.push(self.parse_complex()?);
+            self.skip_ws();
+            match self.peek() {
+                None => return Ok(members),
+                Some(',') => {
+                    self.bump();
+                    self.skip_ws();
+                }
+                Some(c) => {
+                    return Err(
+                        self.error_at(self.pos, format!("unexpected `{}`", c.escape_debug()))
+                    )
+                }
+            }
+        }
+    }
+
+    fn parse_complex(&mut self) -> PResult<Complex> {
+        let mut parts = Vec::new();
+        let mut combs = Vec::new();
+        let mut pseudo = None;
+        loop {
+            if self.rest().starts_with("::") {
+                // After a combinator, `::text` stands for `*::text`.
+                if !parts.is_empty() {
+                    parts.push(Compound::universal());
+                }
+                pseudo = Some(self.parse_pseudo_element()?);
+                break;
+            }
+            if parts.len() >= MAX_COMPOUNDS {
+                return Err(self.error_at(
+                    self.pos,
+                    format!("more than {MAX_COMPOUNDS} compound selectors"),
+                ));
+            }
+            parts.push(self.parse_compound()?);
+            if self.rest().starts_with("::") {
+                pseudo = Some(self.parse_pseudo_element()?);
+                break;
+            }
+            let had_ws = self.skip_ws();
+            let comb = match self.peek() {
+                None | Some(',') => break,
+                Some('>') => Combinator::Child,
+                Some('+') => Combinator::Adjacent,
+                Some('~') => Combinator::Sibling,
+                Some(_) if had_ws => Combinator::Descendant,
+                Some(c) => {
+                    return Err(
+                        self.error_at(self.pos, format!("unexpected `{}`", c.escape_debug()))
+                    )
+                }
+            };
+            if comb != Combinator::Descendant {
+                self.bump();
+                self.skip_ws();
+            }
+            combs.push(comb);
+        }
+        if pseudo.is_some() {
+            self.skip_ws();
+            if !matches!(self.peek(), None | Some(',')) {
+                return Err(self.error_at(self.pos, "pseudo-element must end the selector"));
+            }
+        }
+        if pseudo.is_some()
+            && parts.last().is_some_and(Compound::is_universal)
+            && combs.last() == Some(&Combinator::Descendant)
+        {
+            if let Some(last) = combs.last_mut() {
+                *last = Combinator::DescendantOrSelf;
+            }
+        }
+        Ok(Complex {
+            parts,
+            combs,
+            pseudo,
+        })
+    }
+
+    fn parse_compound(&mut self) -> PResult<Compound> {
+        let start = self.pos;
+        let mut tag = None;
+        if !self.eat('*') {
+            if let Some(name) = self.parse_ident()? {
+                tag = Some(name.to_ascii_lowercase().into_boxed_str());
+            }
+        }
+        if self.peek() == Some('|') {
+            return Err(self.unsupported(self.pos, "namespace prefix `|`"));
+        }
+        let mut simples = Vec::new();
+        loop {
+            match self.peek() {
+                Some('#') => {
+                    self.bump();
+                    let mut id = String::new();
+                    self.parse_name_chars(&mut id)?;
+                    if id.is_empty() {
+                        return Err(self.expected("id after `#`"));
+                    }
+                    simples.push(Simple::Id(id.into()));
+                }
+                Some('.') => {
+                    self.bump();
+                    match self.parse_ident()? {
+                        Some(class) => simples.push(Simple::Class(class.into())),
+                        None => return Err(self.expected("class name after `.`")),
+                    }
+                }
+                Some('[') => simples.push(self.parse_attribute()?),
+                Some(':') if self.peek2() != Some(':') => simples.push(self.parse_pseudo_class()?),
+                _ => break,
+            }
+        }
+        if self.pos == start {
+            return Err(self.expected("selector"));
+        }
+        simples.sort_by_key(Simple::cost);
+        Ok(Compound { tag, simples })
+    }
+
+    fn parse_attribute(&mut self) -> PResult<Simple> {
+        self.bump(); // `[`
+        self.skip_ws();
+        if self.peek() == Some('|') || self.rest().starts_with("*|") {
+            return Err(self.unsupported(self.pos, "namespace prefix `|`"));
+        }
+        let name = match self.parse_ident()? {
+            Some(name) => name.to_ascii_lowercase(),
+            None => return Err(self.expected("attribute name")),
+        };
+        if self.peek() == Some('|') && self.peek2() != Some('=') {
+            return Err(self.unsupported(self.pos, "namespace prefix `|`"));
+        }
+        self.skip_ws();
+        let op = match self.peek() {
+            Some(']') => {
+                self.bump();
+                return Ok(Simple::Attr {
+                    name: name.into(),
+                    op: AttrOp::Exists,
+                    value: "".into(),
+                    ignore_case: false,
+                });
+            }
+            Some('=') => AttrOp::Equals,
+            Some(c) if self.peek2() == Some('=') => match c {
+                '~' => AttrOp::Includes,
+                '|' => AttrOp::DashMatch,
+                '^' => AttrOp::Prefix,
+                '$' => AttrOp::Suffix,
+                '*' => AttrOp::Substring,
+                '!' => AttrOp::NotEquals,
+                _ => return Err(self.expected("`]` or an attribute operator")),
+            },
+            None => return Err(self.expected("`]`")),
+            Some(_) => return Err(self.expected("`]` or an attribute operator")),
+        };
+        self.pos += if op == AttrOp::Equals { 1 } else { 2 };
+        self.skip_ws();
+        let value = match self.peek() {
+            Some(quote @ ('"' | '\'')) => self.parse_string(quote)?,
+            _ => self.parse_unquoted_value()?,
+        };
+        let mut ignore_case = false;
+        if self.skip_ws() {
+            match self.peek() {
+                Some('i' | 'I') => {
+                    self.bump();
+                    ignore_case = true;
+                    self.skip_ws();
+                }
+                Some('s' | 'S') => {
+                    self.bump();
+                    self.skip_ws();
+                }
+                _ => {}
+            }
+        }
+        if !self.eat(']') {
+            return Err(self.expected("`]`"));
+        }
+        let value = if ignore_case {
+            value.to_ascii_lowercase()
+        } else {
+            value
+        };
+        Ok(Simple::Attr {
+            name: name.into(),
+            op,
+            value: value.into(),
+            ignore_case,
+        })
+    }
+
+    /// Unquoted values are accepted more loosely than CSS identifiers
+    /// (`[href^=/p/]`, `[colspan=2]`), since scrapers write them all the time and
+    /// nothing else can be meant.
+    fn parse_unquoted_value(&mut self) -> PResult<String> {
+        let mut value = String::new();
+        loop {
+            match self.peek() {
+                Some('\\') => value.push(self.parse_escape()?),
+                Some(c) if !is_ws(c) && !matches!(c, ']' | '"' | '\'') => {
+                    self.bump();
+                    value.push(c);
+                }
+                _ => break,
+            }
+        }
+        if value.is_empty() {
+            return Err(self.expected("attribute value"));
+        }
+        Ok(value)
+    }
+
+    fn parse_string(&mut self, quote: char) -> PResult<String> {
+        let start = self.pos;
+        self.bump();
+        let mut value = String::new();
+        loop {
+            match self.peek() {
+                None => return Err(self.error_at(start, "unterminated string")),
+                Some(c) if c == quote => {
+                    self.bump();
+                    return Ok(value);
+                }
+                Some('\\') => match self.peek2() {
+                    None => return Err(self.error_at(start, "unterminated string")),
+                    Some('\n') => self.pos += 2,
+                    Some(_) => value.push(self.parse_escape()?),
+                },
+                Some(c) => {
+                    self.bump();
+                    value.push(c);
+                }
+            }
+        }
+    }
+
+    fn parse_escape(&mut self) -> PResult<char> {
+        let start = self.pos;
+        self.bump(); // `\`
+        match self.peek() {
+            None => Err(self.error_at(start, "incomplete escape")),
+            Some('\n' | '\r' | '\x0C') => Err(self.error_at(start, "invalid escape")),
+            Some(c) if c.is_ascii_hexdigit() => {
+                let mut code = 0u32;
+                let mut digits = 0;
+                while digits < 6 {
+                    match self.peek().and_then(|c| c.to_digit(16)) {
+                        Some(d) => {
+                            code = code * 16 + d;
+                            digits += 1;
+                            self.bump();
+                        }
+                        None => break,
+                    }
+                }
+                if self.peek().is_some_and(is_ws) {
+                    self.bump();
+                }
+                Ok(char::from_u32(code)
+                    .filter(|&c| c != '\0')
+                    .unwrap_or('\u{FFFD}'))
+            }
+            Some(c) => {
+                self.bump();
+                Ok(c)
+            }
+        }
+    }
+
+    fn at_ident_start(&self) -> bool {
+        let mut chars = self.rest().chars();
+        let escape_ok = |c: Option<char>| c.is_some_and(|c| !matches!(c, '\n' | '\r' | '\x0C'));
+        match chars.next() {
+            Some('-') => match chars.next() {
+                Some('\\') => escape_ok(chars.next()),
+                Some(c) => is_name_start(c) || c == '-',
+                None => false,
+            },
+            Some('\\') => escape_ok(chars.next()),
+            Some(c) => is_name_start(c),
+            None => false,
+        }
+    }
+
+    fn parse_name_chars(&mut self, out: &mut String) -> PResult<()> {
+        loop {
+            match self.peek() {
+                Some('\\') => out.push(self.parse_escape()?),
+                Some(c) if is_name_char(c) => {
+                    self.bump();
+                    out.push(c);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// An identifier, or `None` (consuming nothing) if none starts here.
+    fn parse_ident(&mut self) -> PResult<Option<String>> {
+        if !self.at_ident_start() {
+            return Ok(None);
+        }
+        let mut ident = String::new();
+        if self.eat('-') {
+            ident.push('-');
+        }
+        self.parse_name_chars(&mut ident)?;
+        Ok(Some(ident))
+    }
+
+    fn parse_pseudo_class(&mut self) -> PResult<Simple> {
+        let start = self.pos;
+        self.bump(); // `:`
+        let name = match self.parse_ident()? {
+            Some(name) => name.to_ascii_lowercase(),
+            None => return Err(self.expected("pseudo-class name after `:`")),
+        };
+        let functional = self.eat('(');
+        let nth = |a, b, of_type, from_end| Simple::Nth {
+            a,
+            b,
+            of_type,
+            from_end,
+        };
+        let simple = match (name.as_str(), functional) {
+            ("first-child", false) => nth(0, 1, false, false),
+            ("last-child", false) => nth(0, 1, false, true),
+            ("first-of-type", false) => nth(0, 1, true, false),
+            ("last-of-type", false) => nth(0, 1, true, true),
+            ("only-child", false) => Simple::Only { of_type: false },
+            ("only-of-type", false) => Simple::Only { of_type: true },
+            ("empty", false) => Simple::Empty,
+            ("root", false) => Simple::Root,
+            ("nth-child", true) => self.parse_nth_args(|a, b| nth(a, b, false, false))?,
+            ("nth-last-child", true) => self.parse_nth_args(|a, b| nth(a, b, false, true))?,
+            ("nth-of-type", true) => self.parse_nth_args(|a, b| nth(a, b, true, false))?,
+            ("nth-last-of-type", true) => self.parse_nth_args(|a, b| nth(a, b, true, true))?,
+            ("not", true) => self.parse_not()?,
+            ("text" | "attr", _) => {
+                return Err(self.error_at(
+                    start,
+                    format!("unknown pseudo-class `:{name}` (did you mean `::{name}`?)"),
+                ))
+            }
+            (
+                "first-child" | "last-child" | "first-of-type" | "last-of-type" | "only-child"
+                | "only-of-type" | "empty" | "root",
+                true,
+            ) => {
+                return Err(
+                    self.error_at(start, format!("pseudo-class `:{name}` takes no arguments"))
+                )
+            }
+            (
+                "nth-child" | "nth-last-child" | "nth-of-type" | "nth-last-of-type" | "not",
+                false,
+            ) => {
+                return Err(self.error_at(
+                    start,
+                    format!("pseudo-class `:{name}` needs an argument in parentheses"),
+                ))
+            }
+            _ => return Err(self.unsupported(start, format!("pseudo-class `:{name}`"))),
+        };
+        Ok(simple)
+    }
+
+    fn parse_nth_args(&mut self, make: impl FnOnce(i64, i64) -> Simple) -> PResult<Simple> {
+        let start = self.pos;
+        let Some(len) = self.rest().find(')') else {
+            self.pos = self.src.len();
+            return Err(self.expected("`)`"));
+        };
+        let raw = &self.rest()[..len];
+        let compact: String = raw
+            .chars()
+            .filter(|&c| !is_ws(c))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match parse_nth(&compact) {
+            Some((a, b)) => {
+                self.pos += len + 1;
+                Ok(make(a, b))
+            }
+            None => Err(self.error_at(start, format!("invalid nth expression `{}`", raw.trim()))),
+        }
+    }
+
+    fn parse_not(&mut self) -> PResult<Simple> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error_at(self.pos, "`:not()` nested too deeply"));
+        }
+        let mut list = Vec::new();
+        self.skip_ws();
+        loop {
+            if self.rest().starts_with("::") {
+                return Err(self.error_at(self.pos, "pseudo-elements are not allowed in `:not()`"));
+            }
+            list.push(self.parse_compound()?);
+            self.skip_ws();
+            match self.peek() {
+                Some(',') => {
+                    self.bump();
+                    self.skip_ws();
+                }
+                Some(')') => {
+                    self.bump();
+                    break;
+                }
+                _ if self.rest().starts_with("::") => {
+                    return Err(
+                        self.error_at(self.pos, "pseudo-elements are not allowed in `:not()`")
+                    )
+                }
+                _ => return Err(self.expected("`)`")),
+            }
+        }
+        self.depth -= 1;
+        Ok(Simple::Not(list))
+    }
+
+    fn parse_pseudo_element(&mut self) -> PResult<PseudoElement> {
+        let start = self.pos;
+        self.pos += 2; // `::`
+        let name = match self.parse_ident()? {
+            Some(name) => name.to_ascii_lowercase(),
+            None => return Err(self.expected("pseudo-element name after `::`")),
+        };
+        match name.as_str() {
+            "text" => {
+                if self.peek() == Some('(') {
+                    return Err(self.error_at(self.pos, "`::text` takes no arguments"));
+                }
+                Ok(PseudoElement::Text)
+            }
+            "attr" => {
+                if !self.eat('(') {
+                    return Err(self.expected("`(` after `::attr`"));
+                }
+                self.skip_ws();
+                let attr = match self.peek() {
+                    Some(quote @ ('"' | '\'')) => self.parse_string(quote)?,
+                    _ => match self.parse_ident()? {
+                        Some(attr) => attr,
+                        None => return Err(self.expected("attribute name")),
+                    },
+                };
+                if attr.is_empty() {
+                    return Err(self.error_at(start, "empty attribute name in `::attr()`"));
+                }
+                self.skip_ws();
+                if !self.eat(')') {
+                    return Err(self.expected("`)`"));
+                }
+                Ok(PseudoElement::Attr(attr.to_ascii_lowercase().into()))
+            }
+            _ => Err(self.unsupported(start, format!("pseudo-element `::{name}`"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn css(html: &str, query: &str) -> Vec<String> {
+        Html::parse(html)
+            .css(query)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .getall()
+    }
+
+    fn names(html: &Html, query: &str) -> Vec<String> {
+        html.css(query)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .nodes()
+            .map(|n| n.name().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    fn err(query: &str) -> String {
+        match Selector::parse(query) {
+            Ok(sel) => panic!("`{query}` parsed: {sel:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const PAGE: &str = r#"<!DOCTYPE html><html><head><title>T</title></head><body>
+        <div id="main" class="box  wide">
+          <h1 class="title">Hello <b>big</b> world</h1>
+          <ul class="nav">
+            <li class="first"><a href="/p/1" class="nav-link" lang="en-US">One</a></li>
+            <li><a href="/p/2" class="nav-link x" data-k="a b">Two</a></li>
+            <li class="last"><a href="https://ex.com/q" TITLE="Ext">Three</a></li>
+          </ul>
+          <p>para <span>one</span></p>
+          <h2>Sub</h2>
+        </div></body></html>"#;
+
+    /// Type selectors match case-insensitively.
+    #[test]
+    fn type_selector_case_insensitive() {
+        assert_eq!(css(PAGE, "LI").len(), 3);
+        assert_eq!(css(PAGE, "Title::text"), ["T"]);
+    }
+
+    /// `*` matches every element.
+    #[test]
+    fn universal() {
+        let html = Html::parse("<p><b></b><i></i></p>");
+        assert_eq!(names(&html, "p *"), ["b", "i"]);
+        assert_eq!(names(&html, "*").len(), 6); // html head body p b i
+    }
+
+    /// `.class` matches one entry of a whitespace-separated class list.
+    #[test]
+    fn class_selector() {
+        let html = Html::parse("<p class=\" a\tb\nc \">1</p><p class=\"ab\">2</p><p>3</p>");
+        assert_eq!(css("<p class=\" a\tb\nc \">1</p>", "p.b::text"), ["1"]);
+        assert_eq!(names(&html, ".a.c").len(), 1);
+        assert_eq!(html.css(".ab::text").unwrap().getall(), ["2"]);
+        assert!(
+            html.css(".A").unwrap().is_empty(),
+            "classes are case-sensitive"
+        );
+    }
+
+    /// Nested elements with the same class are all matched, outer first.
+    #[test]
+    fn nested_classes() {
+        let html = r#"<div class="c" id="1"><div class="c" id="2"><div class="c" id="3"></div></div></div>"#;
+        assert_eq!(css(html, ".c::attr(id)"), ["1", "2", "3"]);
+        assert_eq!(css(html, ".c .c::attr(id)"), ["2", "3"]);
+        assert_eq!(css(html, ".c > .c > .c::attr(id)"), ["3"]);
+    }
+
+    /// `#id` matches the id attribute exactly.
+    #[test]
+    fn id_selector() {
+        assert_eq!(css(PAGE, "#main > h2::text"), ["Sub"]);
+        assert!(css(PAGE, "#MAIN").is_empty());
+        assert_eq!(css(r#"<p id="1x">a</p>"#, "#1x::text"), ["a"]);
+    }
+
+    /// All attribute operators, quoting styles and the `i` flag.
+    #[test]
+    fn attribute_selectors() {
+        assert_eq!(css(PAGE, "a[title]::text"), ["Three"]);
+        assert_eq!(css(PAGE, "a[href=\"/p/2\"]::text"), ["Two"]);
+        assert_eq!(css(PAGE, "a[href='/p/2']::text"), ["Two"]);
+        assert_eq!(css(PAGE, "a[href=/p/2]::text"), ["Two"]);
+        assert_eq!(css(PAGE, "a[data-k=\"a b\"]::text"), ["Two"]);
+        assert_eq!(css(PAGE, "a[href^=\"/p/\"]::text"), ["One", "Two"]);
+        assert_eq!(css(PAGE, "a[href$='/q']::text"), ["Three"]);
+        assert_eq!(css(PAGE, "a[href*=ex]::text"), ["Three"]);
+        assert_eq!(css(PAGE, "a[class~=x]::text"), ["Two"]);
+        assert_eq!(css(PAGE, "a[lang|=en]::text"), ["One"]);
+        assert_eq!(css(PAGE, "a[lang|=en-US]::text"), ["One"]);
+        assert!(css(PAGE, "a[lang|=e]").is_empty());
+        assert_eq!(css(PAGE, "a[title!=Ext]::text"), ["One", "Two"]);
+        assert_eq!(css(PAGE, "a[title=ext i]::text"), ["Three"]);
+        assert_eq!(css(PAGE, "a[href^=/P/ i]::text"), ["One", "Two"]);
+        assert_eq!(css(PAGE, "a[ href = '/p/1' s ]::text"), ["One"]);
+        assert!(
+            css(PAGE, "a[href^='']").is_empty(),
+            "empty prefix never matches"
+        );
+        assert!(css(PAGE, "a[class~='a b']").is_empty());
+        assert_eq!(
+            css(
+                r#"<table><tr><td colspan=2>x</td></tr></table>"#,
+                "[colspan=2]::text"
+            ),
+            ["x"]
+        );
+    }
+
+    /// Attribute names match case-insensitively, values case-sensitively.
+    #[test]
+    fn attribute_case() {
+        assert_eq!(css(PAGE, "a[TiTlE=Ext]::text"), ["Three"]);
+        assert!(css(PAGE, "a[title=ext]").is_empty());
+        let svg = r#"<svg viewBox="0 0 1 1"><linearGradient id="g"/></svg>"#;
+        assert_eq!(css(svg, "svg::attr(viewbox)"), ["0 0 1 1"]);
+        assert_eq!(css(svg, "lineargradient::attr(id)"), ["g"]);
+    }
+
+    /// Compound selectors combine tag, classes and attributes.
+    #[test]
+    fn compound() {
+        assert_eq!(
+            css(PAGE, r#"a.nav-link[href^="/p/"]::attr(href)"#),
+            ["/p/1", "/p/2"]
+        );
+        assert_eq!(css(PAGE, "a.nav-link.x::text"), ["Two"]);
+        assert!(css(PAGE, "li.nav-link").is_empty());
+    }
+
+    /// Descendant, child, adjacent and general sibling combinators.
+    #[test]
+    fn combinators() {
+        let html = Html::parse(PAGE);
+        assert_eq!(names(&html, "div a").len(), 3);
+        assert!(names(&html, "div > a").is_empty());
+        assert_eq!(names(&html, "ul > li > a").len(), 3);
+        assert_eq!(names(&html, "h1 + ul"), ["ul"]);
+        assert!(names(&html, "h1 + p").is_empty());
+        assert_eq!(names(&html, "h1 ~ p"), ["p"]);
+        assert_eq!(css(PAGE, "li.first ~ li a::text"), ["Two", "Three"]);
+        assert_eq!(css(PAGE, "li.first+li a::text"), ["Two"]);
+        assert_eq!(css(PAGE, "body>div>h1>b::text"), ["big"]);
+        assert_eq!(css(PAGE, "html div ul li a::text").len(), 3);
+    }
+
+    /// A group is merged in document order, without duplicates.
+    #[test]
+    fn group_order_and_dedup() {
+        let html = Html::parse(PAGE);
+        assert_eq!(names(&html, "h2, h1, ul"), ["h1", "ul", "h2"]);
+        assert_eq!(names(&html, "li, li.first, ul > li").len(), 3);
+        assert_eq!(
+            css("<div>a<span>b</span>c</div>", "div::text, span"),
+            ["a", "<span>b</span>", "c"]
+        );
+        assert_eq!(
+            css(PAGE, "a::attr(title), a::attr(href), a[title]::attr(href)"),
+            ["/p/1", "/p/2", "https://ex.com/q", "Ext"]
+        );
+    }
+
+    /// `::text` yields each direct text child separately, not descendants' text.
+    #[test]
+    fn text_pseudo_element() {
+        assert_eq!(css(PAGE, "h1::text"), ["Hello ", " world"]);
+        assert_eq!(css(PAGE, "h1 ::text"), ["Hello ", "big", " world"]);
+        assert_eq!(css(PAGE, "h1 *::text"), ["Hello ", "big", " world"]);
+        assert_eq!(css(PAGE, "h1 > *::text"), ["big"]);
+        assert_eq!(css(PAGE, "h1 b::text"), ["big"]);
+        assert!(css("<p></p>", "p::text").is_empty());
+    }
+
+    /// `*::text` gives every text node in document order.
+    #[test]
+    fn universal_text() {
+        assert_eq!(
+            css("<div>a<span>b</span>c</div>", "*::text"),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            css("<div>a<span>b</span>c</div>", "div *::text"),
+            ["a", "b", "c"]
+        );
+    }
+
+    /// `::attr(name)` yields values and skips elements without the attribute.
+    #[test]
+    fn attr_pseudo_element() {
+        assert_eq!(
+            css(PAGE, "a::attr(href)"),
+            ["/p/1", "/p/2", "https://ex.com/q"]
+        );
+        assert_eq!(css(PAGE, "a::attr(title)"), ["Ext"]);
+        assert_eq!(css(PAGE, "a::attr( 'title' )"), ["Ext"]);
+        assert_eq!(css(PAGE, "a::ATTR(TITLE)"), ["Ext"]);
+        assert!(css(PAGE, "a::attr(nope)").is_empty());
+        assert_eq!(css(PAGE, "li ::attr(href)").len(), 3);
+        let nested = r#"<a href="x"><b href="y"></b></a>"#;
+        assert_eq!(css(nested, "a ::attr(href)"), ["x", "y"]);
+        assert_eq!(css(nested, "a *::attr(href)"), ["x", "y"]);
+        assert_eq!(css(nested, "a > *::attr(href)"), ["y"]);
+    }
+
+    /// A bare pseudo-element applies to the context element.
+    #[test]
+    fn bare_pseudo_elements() {
+        let html = Html::parse(PAGE);
+        let links = html.css("a").unwrap();
+        assert_eq!(
+            links.css("::attr(href)").unwrap().getall(),
+            ["/p/1", "/p/2", "https://ex.com/q"]
+        );
+        let h1 = html.css("h1").unwrap();
+        assert_eq!(h1.css("::text").unwrap().getall(), ["Hello ", " world"]);
+        assert!(
+            html.css("::text").unwrap().is_empty(),
+            "the root has no text children"
+        );
+        assert!(html.css("::attr(id)").unwrap().is_empty());
+    }
+
+    /// `get` / `getall` on elements return outer HTML.
+    #[test]
+    fn get_returns_outer_html() {
+        let html = Html::parse(PAGE);
+        assert_eq!(
+            html.css("p").unwrap().get().as_deref(),
+            Some("<p>para <span>one</span></p>")
+        );
+        assert_eq!(html.css("span").unwrap().getall(), ["<span>one</span>"]);
+        assert_eq!(html.css("nope").unwrap().get(), None);
+    }
+
+    /// Chained `.css()` applies to every element match and merges the results.
+    #[test]
+    fn chaining() {
+        let html = Html::parse(PAGE);
+        let items = html.css("li").unwrap();
+        assert_eq!(
+            items.css("a::text").unwrap().getall(),
+            ["One", "Two", "Three"]
+        );
+        assert_eq!(items.css("a").unwrap().len(), 3);
+        assert!(
+            items.css("li").unwrap().is_empty(),
+            "context itself is not returned"
+        );
+        let texts = html.css("h1::text").unwrap();
+        assert!(
+            texts.css("b").unwrap().is_empty(),
+            "text matches have no children"
+        );
+        assert!(items.css("a[").is_err());
+    }
+
+    /// Chaining from nested contexts yields no duplicates and keeps document order.
+    #[test]
+    fn chaining_nested_contexts() {
+        let html = Html::parse("<div><div><p>1</p></div><p>2</p></div><div><p>3</p></div>");
+        let divs = html.css("div").unwrap();
+        assert_eq!(divs.len(), 3);
+        assert_eq!(divs.css("p::text").unwrap().getall(), ["1", "2", "3"]);
+        assert_eq!(divs.css("div p::text").unwrap().getall(), ["1", "2", "3"]);
+        assert_eq!(divs.css("div div p::text").unwrap().getall(), ["1"]);
+    }
+
+    /// `select_from` keeps results inside the node but lets left compounds be the node.
+    #[test]
+    fn select_from_scope() {
+        let html = Html::parse(
+            r#"<div class="item"><span>in</span><p class="item"><span>deep</span></p></div>
+               <span>out</span>"#,
+        );
+        let item = html.css("div.item").unwrap().nodes().next().unwrap();
+        let sel = |q: &str| Selector::parse(q).unwrap().select_from(item).getall();
+        assert_eq!(sel("span::text"), ["in", "deep"]);
+        assert_eq!(sel("div.item span::text"), ["in", "deep"]);
+        assert_eq!(sel("div.item > span::text"), ["in"]);
+        assert_eq!(sel(".item .item span::text"), ["deep"]);
+        assert!(
+            sel("body span").is_empty(),
+            "ancestors outside the context do not count"
+        );
+        assert!(sel("div").is_empty());
+        assert_eq!(sel("*::text"), ["in", "deep"]);
+        assert_eq!(sel("div.item::attr(class)"), ["item"]);
+        assert_eq!(sel(":first-child::text"), ["in", "deep"]);
+        assert_eq!(sel("span:first-child::text"), ["in", "deep"]);
+    }
+
+    /// Broken HTML (unclosed tags, stray end tags) still parses and matches.
+    #[test]
+    fn broken_html() {
+        let html = "<div class=a><p>one<p>two</div></div><li>x<li>y</span><div class=a>z";
+        assert_eq!(css(html, "p::text"), ["one", "two"]);
+        assert_eq!(css(html, "li::text"), ["x", "y"]);
+        assert_eq!(css(html, "div.a::text"), ["z"]);
+        assert_eq!(css("<table><td>cell", "table td::text"), ["cell"]);
+        assert_eq!(css("<a href='x>y</a>", "a").len(), 0);
+        assert_eq!(css("", "*").len(), 3);
+    }
+
+    /// Entities are decoded in text and attribute values.
+    #[test]
+    fn entities() {
+        let html =
+            r#"<p title="a &amp; b &quot;c&quot;">x &lt;y&gt; &amp;&nbsp;&#233;&eacute;</p>"#;
+        assert_eq!(css(html, "p::text"), ["x <y> &\u{a0}éé"]);
+        assert_eq!(css(html, "p::attr(title)"), ["a & b \"c\""]);
+        assert_eq!(
+            css(html, "p").first().map(String::as_str),
+            Some("<p title=\"a &amp; b &quot;c&quot;\">x &lt;y&gt; &amp;&nbsp;éé</p>")
+        );
+    }
+
+    /// Structural pseudo-classes count element siblings only.
+    #[test]
+    fn structural_pseudo_classes() {
+        let list = "<ul>\n<li>1</li><!--c--><li>2</li> <li>3</li><li>4</li><li>5</li></ul>";
+        assert_eq!(css(list, "li:first-child::text"), ["1"]);
+        assert_eq!(css(list, "li:last-child::text"), ["5"]);
+        assert_eq!(css(list, "li:nth-child(2)::text"), ["2"]);
+        assert_eq!(css(list, "li:nth-child(odd)::text"), ["1", "3", "5"]);
+        assert_eq!(css(list, "li:nth-child(EVEN)::text"), ["2", "4"]);
+        assert_eq!(css(list, "li:nth-child(2n+1)::text"), ["1", "3", "5"]);
+        assert_eq!(css(list, "li:nth-child( -n + 2 )::text"), ["1", "2"]);
+        assert_eq!(css(list, "li:nth-child(n+4)::text"), ["4", "5"]);
+        assert_eq!(css(list, "li:nth-child(3n-1)::text"), ["2", "5"]);
+        assert_eq!(css(list, "li:nth-last-child(2)::text"), ["4"]);
+        assert_eq!(css(list, "li:nth-child(0)::text"), Vec::<String>::new());
+        let mixed = "<div><p>a</p><span>b</span><p>c</p><i>d</i></div>";
+        assert_eq!(css(mixed, "p:nth-of-type(2)::text"), ["c"]);
+        assert_eq!(css(mixed, "p:first-of-type::text"), ["a"]);
+        assert_eq!(css(mixed, "p:last-of-type::text"), ["c"]);
+        assert_eq!(css(mixed, "div :only-of-type::text"), ["b", "d"]);
+        assert_eq!(css(mixed, "p:nth-last-of-type(1)::text"), ["c"]);
+        assert_eq!(css("<p><b>x</b></p>", "b:only-child::text"), ["x"]);
+        assert_eq!(
+            css("<p><b></b><i><!--c--></i><u> </u></p>", "p :empty").len(),
+            2
+        );
+        assert_eq!(names(&Html::parse("<p>"), ":root"), ["html"]);
+    }
+
+    /// `:not()` excludes matching elements and accepts compounds and lists.
+    #[test]
+    fn not_pseudo_class() {
+        assert_eq!(css(PAGE, "li:not(.first) a::text"), ["Two", "Three"]);
+        assert_eq!(css(PAGE, "li:not(.first, .last) a::text"), ["Two"]);
+        assert_eq!(css(PAGE, "a:not([href^='/'])::text"), ["Three"]);
+        assert_eq!(
+            css(PAGE, "li:not(li.first):not(:last-child) a::text"),
+            ["Two"]
+        );
+        assert_eq!(css(PAGE, "a:not(:not(.x))::text"), ["Two"]);
+    }
+
+    /// CSS escapes in identifiers are decoded.
+    #[test]
+    fn escapes() {
+        let html = r#"<p id="a:b" class="1x">t</p>"#;
+        assert_eq!(css(html, r"#a\:b::text"), ["t"]);
+        assert_eq!(css(html, r".\31 x::text"), ["t"]);
+        assert_eq!(css(html, r#"[id="a\3a b"]::text"#), ["t"]);
+    }
+
+    /// Errors name the query and a 1-based position.
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            err("a[href"),
+            "invalid CSS selector `a[href`: expected `]` at 7"
+        );
+        assert_eq!(err(""), "invalid CSS selector ``: expected selector at 1");
+        assert_eq!(
+            err("a,"),
+            "invalid CSS selector `a,`: expected selector at 3"
+        );
+        assert_eq!(
+            err("a,,b"),
+            "invalid CSS selector `a,,b`: expected selector, found `,` at 3"
+        );
+        assert_eq!(
+            err("a:hover"),
+            "unsupported CSS selector `a:hover`: pseudo-class `:hover` is not supported at 2"
+        );
+        assert_eq!(
+            err("p::before"),
+            "unsupported CSS selector `p::before`: pseudo-element `::before` is not supported at 2"
+        );
+        assert!(err("p:text").contains("did you mean `::text`?"));
+        assert!(err("p::text a").contains("pseudo-element must end the selector at 9"));
+        assert!(err("a[href='x]").contains("unterminated string at 8"));
+        assert!(err("a[href=]").contains("expected attribute value, found `]`"));
+        assert!(err("a[href^]").contains("expected `]` or an attribute operator, found `^`"));
+        assert!(err("li:nth-child(2n+)").contains("invalid nth expression `2n+`"));
+        assert!(err("li:nth-child(2").contains("expected `)` at 15"));
+        assert!(err("a::attr").contains("expected `(` after `::attr`"));
+        assert!(err("a::attr(href").contains("expected `)`"));
+        assert!(err("a > > b").contains("expected selector, found `>`"));
+        assert!(err("a)").contains("unexpected `)` at 2"));
+        assert!(err("ns|a").starts_with("unsupported"));
+        assert!(err("a:not(::text)").contains("not allowed in `:not()`"));
+        assert!(
+            err("é[x").contains("at 4"),
+            "positions count characters, not bytes"
+        );
+        let e = Selector::parse("div..x").unwrap_err();
+        assert_eq!(e.position(), 5);
+        assert_eq!(e.query(), "div..x");
+    }
+
+    /// Hostile queries (very long chains, deep `:not`) are rejected, not overflowed.
+    #[test]
+    fn limits() {
+        assert!(Selector::parse(&"a ".repeat(MAX_COMPOUNDS)).is_ok());
+        assert!(Selector::parse(&"a ".repeat(MAX_COMPOUNDS + 1)).is_err());
+        let deep = format!("{}a{}", ":not(".repeat(100), ")".repeat(100));
+        assert!(Selector::parse(&deep).is_err());
+    }
+
+    /// Random garbage never makes the parser (or matching) panic.
+    #[test]
+    fn fuzz_parser_never_panics() {
+        const PIECES: &[&str] = &[
+            "a",
+            "div",
+            "*",
+            ".",
+            "#",
+            "[",
+            "]",
+            "=",
+            "^=",
+            "$=",
+            "*=",
+            "~=",
+            "|=",
+            "!=",
+            "\"",
+            "'",
+            "\\",
+            "\\31 ",
+            "(",
+            ")",
+            ":",
+            "::",
+            "text",
+            "attr",
+            "attr(",
+            "not(",
+            "nth-child(",
+            "2n+1",
+            "-n",
+            "odd",
+            ",",
+            " ",
+            ">",
+            "+",
+            "~",
+            "|",
+            "é",
+            "\u{0}",
+            "\n",
+            "i",
+            "-",
+            "--",
+            "first-child",
+            "x",
+            "0",
+            "9999999999",
+            "::text",
+            "::attr(href)",
+            ":not(",
+            "\t",
+        ];
+        let html = Html::parse(PAGE);
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut parsed = 0;
+        for _ in 0..2000 {
+            let mut query = String::new();
+            for _ in 0..(next() % 12) {
+                query.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if let Ok(sel) = Selector::parse(&query) {
+                parsed += 1;
+                let list = sel.select(html.document());
+                let _ = list.getall();
+                let _ = list.select(&sel).len();
+            }
+        }
+        for _ in 0..500 {
+            let bytes: Vec<u8> = (0..(next() % 24)).map(|_| (next() % 128) as u8).collect();
+            let query = String::from_utf8_lossy(&bytes);
+            if let Ok(sel) = Selector::parse(&query) {
+                let _ = sel.select(html.document()).len();
+            }
+        }
+        assert!(
+            parsed > 50,
+            "the generator should also produce valid selectors"
+        );
+    }
+
+    /// Deep trees with many descendant combinators stay fast (no backtracking blowup).
+    #[test]
+    fn no_exponential_backtracking() {
+        let depth = 400;
+        let page = format!("{}{}", "<div>".repeat(depth), "</div>".repeat(depth));
+        let html = Html::parse(&page);
+        let query = format!("{}p", "div ".repeat(30));
+        let start = std::time::Instant::now();
+        assert!(html.css(&query).unwrap().is_empty());
+        assert_eq!(html.css("div div div div").unwrap().len(), depth - 3);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    /// A parsed selector is reusable, shareable across threads and a `select` predicate.
+    #[test]
+    fn selector_reuse_send_sync_predicate() {
+        fn assert_traits<T: Send + Sync + Clone + std::fmt::Debug>() {}
+        assert_traits::<Selector>();
+        assert_traits::<SelectorError>();
+        let sel: Selector = "li.first a, h2".parse().unwrap();
+        assert_eq!(sel.to_string(), "li.first a, h2");
+        let a = Html::parse(PAGE);
+        let b = Html::parse("<h2>x</h2>");
+        assert_eq!(sel.select(a.document()).len(), 2);
+        assert_eq!(sel.select(b.document()).len(), 1);
+        let found: Vec<_> = a.document().find(&sel).map(|n| n.name()).collect();
+        assert_eq!(found, [Some("a"), Some("h2")]);
+    }
+
+    /// `Html::find` passes native `select` predicates through.
+    #[test]
+    fn native_find() {
+        use select::predicate::{Attr, Name, Predicate};
+        let html = Html::parse(PAGE);
+        assert_eq!(html.find(Name("a")).len(), 3);
+        assert_eq!(html.find(Name("a").and(Attr("title", "Ext"))).len(), 1);
+    }
+
+    /// `Match` conversions and list iteration.
+    #[test]
+    fn match_accessors() {
+        let html = Html::parse(PAGE);
+        let list = html.css("a::attr(href), h2, h2::text").unwrap();
+        let kinds: Vec<&str> = list
+            .iter()
+            .map(|m| match m {
+                Match::Node(_) => "node",
+                Match::Text(_) => "text",
+                Match::Attr(_) => "attr",
+            })
+            .collect();
+        assert_eq!(kinds, ["attr", "attr", "attr", "node", "text"]);
+        assert_eq!(list.nodes().count(), 1);
+        assert_eq!(list.first().and_then(Match::as_str), Some("/p/1"));
+        assert_eq!((&list).into_iter().count(), 5);
+        assert_eq!(list.into_iter().filter_map(|m| m.as_node()).count(), 1);
+    }
+
+    /// `sample_page` is deterministic, about the requested size, and selectable.
+    #[test]
+    fn sample_page_shape() {
+        let page = sample_page(100);
+        assert_eq!(page, sample_page(100));
+        assert!(page.len() >= 100 * 1024 && page.len() < 102 * 1024);
+        let html = Html::parse(&page);
+        let items = html.css("div.item").unwrap();
+        assert!(items.len() > 200);
+        assert_eq!(
+            html.css("div.item h2 a::attr(href)").unwrap().len(),
+            items.len()
+        );
+        assert_eq!(
+            html.css("div.item-3 span.price::text")
+                .unwrap()
+                .get()
+                .as_deref(),
+            Some("111.99")
+        );
+        assert_eq!(
+            html.css("li.next a::attr(href)").unwrap().getall(),
+            ["/page/2"]
+        );
+        assert!(sample_page(0).contains("</html>"));
+    }
+}
