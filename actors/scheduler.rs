@@ -93,7 +93,11 @@ impl Handler<Enqueue> for Scheduler {
         let mut accepted = 0i64;
         let mut filtered = 0i64;
         for request in msg.0 {
-            if !request.dont_filter && self.dupefilter.request_seen(&request) {
+            // A `dont_filter` request skips the check but is still remembered, so a
+            // start URL linked back to later is not fetched a second time (Scrapy
+            // forgets it and fetches it twice).
+            let seen = self.dupefilter.request_seen(&request);
+            if seen && !request.dont_filter {
                 if self.debug {
                     log::debug!("Filtered duplicate request: <{} {}>", request.method, request.url);
                 } else if !self.logged_dupe {

@@ -1,0 +1,87 @@
+//! The built-in `follow` spider: from `-a start_url=URL` it follows every link within
+//! the start URL's domain (or `-a allowed_domains=a,b`), yielding one item per page:
+//! `url`, `status`, `title`, `depth`.
+
+use std::sync::OnceLock;
+
+use crate::http::Response;
+use crate::selector::{Html, Selector};
+use crate::spider::{CallbackResult, Output, Spider, SpiderArgs};
+
+/// The spider.
+#[derive(Debug, Clone)]
+pub struct FollowSpider {
+    start_url: String,
+    allowed: Vec<String>,
+}
+
+impl FollowSpider {
+    /// Builds it from `-a` arguments: `start_url` (required), `allowed_domains`
+    /// (comma-separated; default: the start URL's host).
+    pub fn from_args(args: &SpiderArgs) -> Result<Self, String> {
+        let start_url = args
+            .get("start_url")
+            .cloned()
+            .ok_or("the follow spider needs -a start_url=URL")?;
+        let allowed = match args.get("allowed_domains") {
+            Some(list) => list
+                .split(',')
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            None => url::Url::parse(start_url.trim())
+                .ok()
+                .and_then(|u| u.host_str().map(|h| vec![h.to_string()]))
+                .unwrap_or_default(),
+        };
+        Ok(FollowSpider { start_url, allowed })
+    }
+}
+
+fn selectors() -> &'static (Selector, Selector) {
+    static S: OnceLock<(Selector, Selector)> = OnceLock::new();
+    S.get_or_init(|| {
+        (
+            Selector::parse("title::text").expect("static selector parses"),
+            Selector::parse("a::attr(href)").expect("static selector parses"),
+        )
+    })
+}
+
+#[async_trait::async_trait(?Send)]
+impl Spider for FollowSpider {
+    fn name(&self) -> &str {
+        "follow"
+    }
+
+    fn allowed_domains(&self) -> Vec<String> {
+        self.allowed.clone()
+    }
+
+    fn start_urls(&self) -> Vec<String> {
+        vec![self.start_url.clone()]
+    }
+
+    async fn parse(&self, response: &Response) -> CallbackResult {
+        let (title_sel, href_sel) = selectors();
+        let html = Html::parse(&response.text());
+        let mut out = Output::new();
+        let title = title_sel.select(html.document()).get().map(|t| t.trim().to_string());
+        out.item(serde_json::json!({
+            "url": response.url.as_str(),
+            "status": response.status,
+            "title": title,
+            "depth": response.request.depth(),
+        }));
+        for href in href_sel.select(html.document()).getall() {
+            match response.follow(&href) {
+                Ok(r) if matches!(r.url.scheme(), "http" | "https") => {
+                    out.request(r);
+                }
+                Ok(_) => {}
+                Err(e) => log::debug!("skipping link {href:?} on {}: {e}", response.url),
+            }
+        }
+        Ok(out)
+    }
+}

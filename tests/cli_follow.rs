@@ -1,0 +1,116 @@
+//! Acceptance: `arachne crawl follow` on a generated site crawls every reachable page
+//! exactly once, and its items and `--stats-json` agree with the server's own log.
+//! Also: SIGINT ends a running crawl with `finish_reason = shutdown`, exit 0, stats written.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::server::FixtureServer;
+use support::site::Site;
+
+fn arachne() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_arachne"))
+}
+
+fn read_jsonl(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("items file written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+/// 500 random pages: every reachable page fetched once, items = pages = server log.
+#[test]
+fn follow_crawls_every_page_once() {
+    let site = Site::random(500, 6, 7);
+    let expected = site.reachable();
+    let server = FixtureServer::start(site);
+    let dir = tempfile::tempdir().unwrap();
+    let items_path = dir.path().join("items.jsonl");
+    let stats_path = dir.path().join("stats.json");
+    let status = arachne()
+        .args(["crawl", "follow", "-a"])
+        .arg(format!("start_url={}", server.url("/p/0")))
+        .args(["-s", "LOG_LEVEL=INFO", "-s", "CONCURRENT_REQUESTS=32"])
+        .arg("-o")
+        .arg(&items_path)
+        .arg("--stats-json")
+        .arg(&stats_path)
+        .status()
+        .expect("arachne runs");
+    assert!(status.success(), "exit status {status}");
+
+    let log = server.log();
+    let fetched: Vec<&str> = log.iter().map(|e| e.path.as_str()).collect();
+    let fetched_set: BTreeSet<String> = fetched.iter().map(|s| s.to_string()).collect();
+    assert_eq!(fetched.len(), fetched_set.len(), "a page was fetched twice");
+    assert_eq!(fetched_set, expected, "fetched pages differ from the reachable set");
+
+    let items = read_jsonl(&items_path);
+    let item_paths: BTreeSet<String> = items
+        .iter()
+        .map(|i| url::Url::parse(i["url"].as_str().unwrap()).unwrap().path().to_string())
+        .collect();
+    assert_eq!(items.len(), expected.len());
+    assert_eq!(item_paths, expected);
+    for i in &items {
+        assert_eq!(i["status"], 200);
+        assert!(i["title"].as_str().unwrap().starts_with("Page "), "{i}");
+        assert!(i["depth"].is_u64());
+    }
+
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+    let n = expected.len() as u64;
+    assert_eq!(stats["finish_reason"], "finished");
+    assert_eq!(stats["item_scraped_count"], n);
+    assert_eq!(stats["response_received_count"], n);
+    assert_eq!(stats["downloader/request_count"], log.len() as u64);
+    assert_eq!(stats["downloader/response_status_count/200"], n);
+    assert!(stats["dupefilter/filtered"].as_u64().unwrap() > 0);
+    assert!(stats["offsite/filtered"].as_u64().unwrap() > 0, "external links are filtered");
+}
+
+/// SIGINT: graceful close with `shutdown`, exit code 0, stats written.
+#[test]
+fn sigint_shuts_down_gracefully() {
+    // Slow pages keep the crawl busy long enough to be interrupted.
+    let mut pages = std::collections::HashMap::new();
+    let mut body = String::from("<html><title>start</title><body>");
+    for i in 0..200 {
+        body.push_str(&format!("<a href=\"/slow/{}\">s</a>", 300 + i));
+    }
+    body.push_str("</body></html>");
+    pages.insert("/start".to_string(), (200, "text/html".to_string(), body.into_bytes()));
+    let server = FixtureServer::start(Site::Static(pages));
+    let dir = tempfile::tempdir().unwrap();
+    let stats_path = dir.path().join("stats.json");
+    let mut child = arachne()
+        .args(["crawl", "follow", "-a"])
+        .arg(format!("start_url={}", server.url("/start")))
+        .args(["-s", "LOG_LEVEL=INFO", "-s", "CONCURRENT_REQUESTS=4"])
+        .arg("--stats-json")
+        .arg(&stats_path)
+        .spawn()
+        .expect("arachne runs");
+    // Wait until the crawl is really downloading.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.log().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+    assert_eq!(stats["finish_reason"], "shutdown");
+    let fetched = server.log().len() as u64;
+    assert!(fetched < 201, "the crawl stopped early ({fetched} fetched)");
+    // In-flight requests finished and were counted.
+    assert_eq!(stats["downloader/response_count"], stats["downloader/request_count"]);
+}
