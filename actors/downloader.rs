@@ -91,8 +91,14 @@ impl DownloaderConfig {
             }
         }
         for (k, v) in s.get_dict("DEFAULT_REQUEST_HEADERS")? {
-            let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
-            match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            let v = v
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string());
+            match (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
                 (Ok(k), Ok(v)) => default_headers.push((k, v)),
                 _ => {
                     return Err(ConfigError::InvalidValue {
@@ -106,7 +112,10 @@ impl DownloaderConfig {
         let mut slots = HashMap::new();
         for (name, spec) in s.get_dict("DOWNLOAD_SLOTS")? {
             let o = SlotOverride {
-                concurrency: spec.get("concurrency").and_then(|v| v.as_u64()).map(|v| v as usize),
+                concurrency: spec
+                    .get("concurrency")
+                    .and_then(|v| v.as_u64())
+                    .map(|v| v as usize),
                 delay: spec
                     .get("delay")
                     .and_then(|v| v.as_f64())
@@ -152,7 +161,9 @@ pub struct Downloader {
 
 impl std::fmt::Debug for Downloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Downloader").field("slots", &self.slots.len()).finish()
+        f.debug_struct("Downloader")
+            .field("slots", &self.slots.len())
+            .finish()
     }
 }
 
@@ -194,7 +205,12 @@ impl Downloader {
 
     fn slot(&mut self, key: &Arc<str>) -> &mut SlotEntry {
         if !self.slots.contains_key(key) {
-            let o = self.config.slots.get(key.as_ref()).cloned().unwrap_or_default();
+            let o = self
+                .config
+                .slots
+                .get(key.as_ref())
+                .cloned()
+                .unwrap_or_default();
             let per = if self.config.per_ip > 0 {
                 self.config.per_ip
             } else {

@@ -281,7 +281,11 @@ impl Engine {
     }
 
     fn busy(&self) -> bool {
-        self.downloading > 0 || self.parsing > 0 || self.items > 0 || self.enqueues > 0 || self.pulling
+        self.downloading > 0
+            || self.parsing > 0
+            || self.items > 0
+            || self.enqueues > 0
+            || self.pulling
     }
 
     /// The heart of the loop: called after every event that may free capacity.
@@ -336,7 +340,8 @@ impl Engine {
                 }
                 Some(Err(e)) => {
                     log::error!("Error while obtaining start requests: {e}");
-                    self.stats.do_send(Inc::one(format!("spider_exceptions/{}", e.kind)));
+                    self.stats
+                        .do_send(Inc::one(format!("spider_exceptions/{}", e.kind)));
                 }
                 None => {
                     exhausted = true;
@@ -374,20 +379,23 @@ impl Engine {
         // Only a request with an errback needs keeping whole; the log needs less.
         let keep = request.errback.is_some().then(|| request.clone());
         let label = format!("<{} {}>", request.method, request.url);
-        ctx.spawn(
-            self.downloader
-                .send(Fetch(request))
-                .into_actor(self)
-                .map(move |res, act, ctx| {
-                    act.downloading -= 1;
-                    let res: FetchResult = res.unwrap_or(Err(DownloadError::Cancelled));
-                    act.on_download(res, keep, &label, ctx);
-                    act.pump(ctx);
-                }),
-        );
+        ctx.spawn(self.downloader.send(Fetch(request)).into_actor(self).map(
+            move |res, act, ctx| {
+                act.downloading -= 1;
+                let res: FetchResult = res.unwrap_or(Err(DownloadError::Cancelled));
+                act.on_download(res, keep, &label, ctx);
+                act.pump(ctx);
+            },
+        ));
     }
 
-    fn on_download(&mut self, res: FetchResult, keep: Option<Request>, label: &str, ctx: &mut Context<Self>) {
+    fn on_download(
+        &mut self,
+        res: FetchResult,
+        keep: Option<Request>,
+        label: &str,
+        ctx: &mut Context<Self>,
+    ) {
         match res {
             Ok(response) => {
                 let response = Arc::new(response);
@@ -418,7 +426,10 @@ impl Engine {
                         response.url
                     );
                     self.inc("httperror/response_ignored_count");
-                    self.inc(format!("httperror/response_ignored_status_count/{}", response.status));
+                    self.inc(format!(
+                        "httperror/response_ignored_status_count/{}",
+                        response.status
+                    ));
                     if let Some(name) = response.request.errback.clone() {
                         let failure = Failure {
                             request: response.request.clone(),
@@ -429,7 +440,8 @@ impl Engine {
                 }
             }
             Err(e) => {
-                if matches!(e, DownloadError::Cancelled) && matches!(self.phase, Phase::Closing(_)) {
+                if matches!(e, DownloadError::Cancelled) && matches!(self.phase, Phase::Closing(_))
+                {
                     log::debug!("Download of {label} cancelled by shutdown");
                 } else {
                     log::error!("Error downloading {label}: {e}");
@@ -457,7 +469,10 @@ impl Engine {
         if response.request.meta_bool("handle_httpstatus_all") || self.cfg.httperror_allow_all {
             return true;
         }
-        if let Some(list) = meta.get("handle_httpstatus_list").and_then(|v| v.as_array()) {
+        if let Some(list) = meta
+            .get("handle_httpstatus_list")
+            .and_then(|v| v.as_array())
+        {
             return list.iter().any(|v| v.as_u64() == Some(u64::from(status)));
         }
         self.cfg.httperror_allowed.contains(&status)
@@ -474,14 +489,22 @@ impl Engine {
                 .send(Parse { response })
                 .into_actor(self)
                 .map(move |res, act, ctx| {
-                    let res = res.unwrap_or_else(|e| Err(crate::spider::SpiderError::new("WorkerGone", e.to_string())));
+                    let res = res.unwrap_or_else(|e| {
+                        Err(crate::spider::SpiderError::new("WorkerGone", e.to_string()))
+                    });
                     act.on_output(&parent.request.clone(), Some(parent), bytes, res, ctx);
                     act.pump(ctx);
                 }),
         );
     }
 
-    fn errback(&mut self, name: String, failure: Failure, response: Option<Arc<Response>>, ctx: &mut Context<Self>) {
+    fn errback(
+        &mut self,
+        name: String,
+        failure: Failure,
+        response: Option<Arc<Response>>,
+        ctx: &mut Context<Self>,
+    ) {
         self.parsing += 1;
         let worker = self.workers.pick();
         let request = failure.request.clone();
@@ -490,7 +513,9 @@ impl Engine {
                 .send(RunErrback { name, failure })
                 .into_actor(self)
                 .map(move |res, act, ctx| {
-                    let res = res.unwrap_or_else(|e| Err(crate::spider::SpiderError::new("WorkerGone", e.to_string())));
+                    let res = res.unwrap_or_else(|e| {
+                        Err(crate::spider::SpiderError::new("WorkerGone", e.to_string()))
+                    });
                     act.on_output(&request, response, 0, res, ctx);
                     act.pump(ctx);
                 }),
@@ -545,7 +570,12 @@ impl Engine {
         }
     }
 
-    fn process_item(&mut self, item: crate::item::Item, response: Option<Arc<Response>>, ctx: &mut Context<Self>) {
+    fn process_item(
+        &mut self,
+        item: crate::item::Item,
+        response: Option<Arc<Response>>,
+        ctx: &mut Context<Self>,
+    ) {
         self.items += 1;
         ctx.spawn(
             self.pipeline
@@ -564,7 +594,11 @@ impl Engine {
             let host = child.url.host_str().unwrap_or("").to_ascii_lowercase();
             if !url_is_from_any_domain(&host, &self.allowed_domains) {
                 if self.offsite_seen.insert(host.clone()) {
-                    log::debug!("Filtered offsite request to '{host}': <{} {}>", child.method, child.url);
+                    log::debug!(
+                        "Filtered offsite request to '{host}': <{} {}>",
+                        child.method,
+                        child.url
+                    );
                     self.inc("offsite/domains");
                 }
                 self.inc("offsite/filtered");
@@ -575,10 +609,15 @@ impl Engine {
         child.meta.insert("depth".into(), depth.into());
         if self.cfg.depth_priority != 0 {
             let adjust = (depth as i64).saturating_mul(self.cfg.depth_priority);
-            child.priority = (i64::from(child.priority) - adjust).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            child.priority =
+                (i64::from(child.priority) - adjust).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
         }
         if self.cfg.depth_limit > 0 && depth > self.cfg.depth_limit {
-            log::debug!("Ignoring link (depth > {}): {}", self.cfg.depth_limit, child.url);
+            log::debug!(
+                "Ignoring link (depth > {}): {}",
+                self.cfg.depth_limit,
+                child.url
+            );
             return None;
         }
         if self.cfg.depth_stats_verbose {
@@ -692,7 +731,10 @@ impl Engine {
 /// `url_is_from_any_domain`).
 fn url_is_from_any_domain(host: &str, domains: &[String]) -> bool {
     domains.iter().any(|d| {
-        host == d || (host.len() > d.len() && host.ends_with(d.as_str()) && host.as_bytes()[host.len() - d.len() - 1] == b'.')
+        host == d
+            || (host.len() > d.len()
+                && host.ends_with(d.as_str())
+                && host.as_bytes()[host.len() - d.len() - 1] == b'.')
     })
 }
 
@@ -713,7 +755,11 @@ impl Handler<StartEngine> for Engine {
         let name = self.name.clone();
         let fut = async move {
             let _ = pipeline.send(OpenPipeline).await;
-            let _ = bus.send(EmitAwait(SpiderOpened { spider: name.clone() })).await;
+            let _ = bus
+                .send(EmitAwait(SpiderOpened {
+                    spider: name.clone(),
+                }))
+                .await;
             let _ = bus.send(EmitAwait(EngineStarted {})).await;
             log::info!("Spider opened: {name}");
         };

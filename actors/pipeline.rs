@@ -63,7 +63,10 @@ pub struct ItemPipeline {
 impl std::fmt::Debug for ItemPipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ItemPipeline")
-            .field("stages", &self.stages.iter().map(|s| &s.0).collect::<Vec<_>>())
+            .field(
+                "stages",
+                &self.stages.iter().map(|s| &s.0).collect::<Vec<_>>(),
+            )
             .field("active", &self.active)
             .finish()
     }
@@ -71,7 +74,11 @@ impl std::fmt::Debug for ItemPipeline {
 
 impl ItemPipeline {
     /// A pipeline over named stages, in order.
-    pub fn new(stages: Vec<(String, Box<dyn Stage>)>, max_active: usize, bus: Addr<SignalBus>) -> Self {
+    pub fn new(
+        stages: Vec<(String, Box<dyn Stage>)>,
+        max_active: usize,
+        bus: Addr<SignalBus>,
+    ) -> Self {
         ItemPipeline {
             stages: Rc::new(stages),
             max_active: max_active.max(1),

@@ -99,7 +99,11 @@ impl Handler<Enqueue> for Scheduler {
             let seen = self.dupefilter.request_seen(&request);
             if seen && !request.dont_filter {
                 if self.debug {
-                    log::debug!("Filtered duplicate request: <{} {}>", request.method, request.url);
+                    log::debug!(
+                        "Filtered duplicate request: <{} {}>",
+                        request.method,
+                        request.url
+                    );
                 } else if !self.logged_dupe {
                     self.logged_dupe = true;
                     log::debug!(
@@ -121,11 +125,20 @@ impl Handler<Enqueue> for Scheduler {
             accepted += 1;
         }
         if accepted > 0 {
-            self.stats.do_send(Inc { key: "scheduler/enqueued/memory".into(), by: accepted });
-            self.stats.do_send(Inc { key: "scheduler/enqueued".into(), by: accepted });
+            self.stats.do_send(Inc {
+                key: "scheduler/enqueued/memory".into(),
+                by: accepted,
+            });
+            self.stats.do_send(Inc {
+                key: "scheduler/enqueued".into(),
+                by: accepted,
+            });
         }
         if filtered > 0 {
-            self.stats.do_send(Inc { key: "dupefilter/filtered".into(), by: filtered });
+            self.stats.do_send(Inc {
+                key: "dupefilter/filtered".into(),
+                by: filtered,
+            });
         }
         Batch {
             requests: Vec::new(),
@@ -139,11 +152,19 @@ impl Handler<NextRequests> for Scheduler {
     type Result = Batch;
     fn handle(&mut self, msg: NextRequests, _: &mut Context<Self>) -> Batch {
         self.seq += 1;
-        let requests: Vec<Request> = std::iter::from_fn(|| self.queue.pop()).take(msg.max).collect();
+        let requests: Vec<Request> = std::iter::from_fn(|| self.queue.pop())
+            .take(msg.max)
+            .collect();
         if !requests.is_empty() {
             let n = requests.len() as i64;
-            self.stats.do_send(Inc { key: "scheduler/dequeued/memory".into(), by: n });
-            self.stats.do_send(Inc { key: "scheduler/dequeued".into(), by: n });
+            self.stats.do_send(Inc {
+                key: "scheduler/dequeued/memory".into(),
+                by: n,
+            });
+            self.stats.do_send(Inc {
+                key: "scheduler/dequeued".into(),
+                by: n,
+            });
         }
         Batch {
             requests,

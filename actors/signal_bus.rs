@@ -91,7 +91,9 @@ pub struct SignalBus {
 
 impl std::fmt::Debug for SignalBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignalBus").field("signal_types", &self.lists.len()).finish()
+        f.debug_struct("SignalBus")
+            .field("signal_types", &self.lists.len())
+            .finish()
     }
 }
 

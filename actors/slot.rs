@@ -220,7 +220,12 @@ impl Slot {
         }
     }
 
-    fn start(&mut self, request: Request, tx: oneshot::Sender<FetchResult>, ctx: &mut Context<Self>) {
+    fn start(
+        &mut self,
+        request: Request,
+        tx: oneshot::Sender<FetchResult>,
+        ctx: &mut Context<Self>,
+    ) {
         let client = self.client.clone();
         let config = self.config.clone();
         let bus = self.bus.clone();
@@ -231,7 +236,12 @@ impl Slot {
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .unwrap_or(config.timeout);
         let fut = async move {
-            match actix_rt::time::timeout(timeout, transfer(client, request, &config, &bus, &counts)).await {
+            match actix_rt::time::timeout(
+                timeout,
+                transfer(client, request, &config, &bus, &counts),
+            )
+            .await
+            {
                 Ok(res) => res,
                 Err(_) => Err(DownloadError::Timeout(timeout)),
             }
@@ -255,7 +265,9 @@ impl Slot {
                     error: e.clone(),
                 })),
             }
-            act.bus.do_send(Emit(RequestLeftDownloader { request: request_arc }));
+            act.bus.do_send(Emit(RequestLeftDownloader {
+                request: request_arc,
+            }));
             // The engine may have stopped waiting (closing); nothing to do then.
             let _ = tx.send(res);
             act.process(ctx);
@@ -374,7 +386,10 @@ async fn transfer(
                 "Cancelling download of {}: expected response size ({len}) larger than download max size ({maxsize}).",
                 request.url
             );
-            return Err(DownloadError::MaxSizeExceeded { size: len, max: maxsize });
+            return Err(DownloadError::MaxSizeExceeded {
+                size: len,
+                max: maxsize,
+            });
         }
         if warnsize > 0 && len > warnsize {
             log::warn!(
@@ -451,14 +466,16 @@ fn map_send_error(e: awc::error::SendRequestError, host: &str) -> DownloadError 
         E::Connect(ConnectError::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             DownloadError::ConnectionRefused(host.to_string())
         }
-        E::Connect(ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved) => {
-            DownloadError::DnsLookup(host.to_string())
-        }
+        E::Connect(
+            ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
+        ) => DownloadError::DnsLookup(host.to_string()),
         E::Connect(ConnectError::Timeout) | E::Timeout => DownloadError::Timeout(Duration::ZERO),
         E::Connect(ConnectError::SslIsNotSupported) => {
             DownloadError::NotSupported("https (no TLS support built in yet)".to_string())
         }
-        E::Connect(ConnectError::Disconnected) => DownloadError::ConnectionLost("disconnected".into()),
+        E::Connect(ConnectError::Disconnected) => {
+            DownloadError::ConnectionLost("disconnected".into())
+        }
         E::Connect(ConnectError::Io(io)) => DownloadError::ConnectionLost(io.to_string()),
         E::Send(io) => DownloadError::ConnectionLost(io.to_string()),
         E::Response(p) => DownloadError::ConnectionLost(p.to_string()),
@@ -493,7 +510,10 @@ mod tests {
         s.push(2);
         let t0 = Instant::now();
         assert_eq!(s.next(t0), Step::Start(1));
-        assert_eq!(s.next(t0 + Duration::from_millis(500)), Step::Wait(Duration::from_millis(1500)));
+        assert_eq!(
+            s.next(t0 + Duration::from_millis(500)),
+            Step::Wait(Duration::from_millis(1500))
+        );
         assert_eq!(s.next(t0 + Duration::from_secs(2)), Step::Start(2));
     }
 
@@ -508,7 +528,9 @@ mod tests {
             assert_eq!(s.next(t0), Step::Start(()));
             s.finished();
             match s.next(t0) {
-                Step::Wait(d) => assert!(d >= Duration::from_millis(500) && d <= Duration::from_millis(1500)),
+                Step::Wait(d) => {
+                    assert!(d >= Duration::from_millis(500) && d <= Duration::from_millis(1500))
+                }
                 other => panic!("expected a wait, got {other:?}"),
             }
         }

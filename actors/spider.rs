@@ -40,7 +40,9 @@ pub struct SpiderWorker {
 
 impl std::fmt::Debug for SpiderWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpiderWorker").field("spider", &self.spider.name()).finish()
+        f.debug_struct("SpiderWorker")
+            .field("spider", &self.spider.name())
+            .finish()
     }
 }
 
@@ -114,7 +116,10 @@ impl WorkerPool {
         for _ in 0..n {
             let arbiter = Arbiter::new();
             let s = spider.clone();
-            workers.push(SpiderWorker::start_in_arbiter(&arbiter.handle(), move |_| SpiderWorker::new(s)));
+            workers.push(SpiderWorker::start_in_arbiter(
+                &arbiter.handle(),
+                move |_| SpiderWorker::new(s),
+            ));
             arbiters.push(arbiter);
         }
         WorkerPool {

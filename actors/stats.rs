@@ -29,7 +29,10 @@ pub struct Inc {
 impl Inc {
     /// One more.
     pub fn one(key: impl Into<Key>) -> Inc {
-        Inc { key: key.into(), by: 1 }
+        Inc {
+            key: key.into(),
+            by: 1,
+        }
     }
 }
 
@@ -106,8 +109,13 @@ impl Actor for Stats {
 impl Handler<Inc> for Stats {
     type Result = ();
     fn handle(&mut self, msg: Inc, _: &mut Context<Self>) {
-        let cur = self.values.get(msg.key.as_ref()).and_then(Value::as_i64).unwrap_or(0);
-        self.values.insert(msg.key.into_owned(), Value::from(cur + msg.by));
+        let cur = self
+            .values
+            .get(msg.key.as_ref())
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        self.values
+            .insert(msg.key.into_owned(), Value::from(cur + msg.by));
     }
 }
 
@@ -159,9 +167,18 @@ mod tests {
     async fn counters() {
         let stats = Stats::new().start();
         stats.do_send(Inc::one("a"));
-        stats.do_send(Inc { key: "a".into(), by: 2 });
-        stats.do_send(Max { key: "m".into(), value: 3.0 });
-        stats.do_send(Max { key: "m".into(), value: 1.0 });
+        stats.do_send(Inc {
+            key: "a".into(),
+            by: 2,
+        });
+        stats.do_send(Max {
+            key: "m".into(),
+            value: 3.0,
+        });
+        stats.do_send(Max {
+            key: "m".into(),
+            value: 1.0,
+        });
         let all = stats.send(GetStats).await.unwrap();
         assert_eq!(all["a"], 3);
         assert_eq!(all["m"], 3);

@@ -1,1 +1,86 @@
-fn main(){}
+//! Micro-benchmarks of the per-request hot paths: request fingerprints, scheduler
+//! push/pop (queue + duplicate filter), and CSS selection on a 100 KB page.
+//!
+//! ```sh
+//! cargo bench --bench micro
+//! ```
+
+use std::hint::black_box;
+
+use arachne::dupefilter::MemoryDupeFilter;
+use arachne::http::Request;
+use arachne::queue::{MemoryQueue, QueueOrder};
+use arachne::selector::{sample_page, Html, Selector};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+fn fingerprints(c: &mut Criterion) {
+    let plain = Request::get("http://127.0.0.1:8899/p/12345.html").unwrap();
+    let query =
+        Request::get("http://127.0.0.1:8899/search?q=rust&page=3&sort=desc&lang=en#top").unwrap();
+    let mut g = c.benchmark_group("fingerprint");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("plain", |b| b.iter(|| black_box(&plain).fingerprint()));
+    g.bench_function("query", |b| b.iter(|| black_box(&query).fingerprint()));
+    g.finish();
+}
+
+fn scheduler(c: &mut Criterion) {
+    let requests: Vec<Request> = (0..10_000)
+        .map(|i| {
+            Request::get(format!("http://127.0.0.1:8899/p/{i}.html"))
+                .unwrap()
+                .priority(-((i % 7) as i32))
+        })
+        .collect();
+    let mut g = c.benchmark_group("scheduler");
+    g.throughput(Throughput::Elements(requests.len() as u64));
+    for order in [QueueOrder::Lifo, QueueOrder::Fifo] {
+        g.bench_function(format!("push_pop_10k_{order:?}"), |b| {
+            b.iter_batched(
+                || requests.clone(),
+                |reqs| {
+                    let mut q = MemoryQueue::new(order);
+                    let mut seen = MemoryDupeFilter::default();
+                    for r in reqs {
+                        if !seen.request_seen(&r) {
+                            q.push(r);
+                        }
+                    }
+                    while let Some(r) = q.pop() {
+                        black_box(r);
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn css(c: &mut Criterion) {
+    let page = sample_page(100);
+    let html = Html::parse(&page);
+    let links = Selector::parse("a::attr(href)").unwrap();
+    let items = Selector::parse("div.item span.name::text").unwrap();
+    let mut g = c.benchmark_group("css_100kb");
+    g.throughput(Throughput::Bytes(page.len() as u64));
+    g.bench_function("parse_document", |b| {
+        b.iter(|| Html::parse(black_box(&page)))
+    });
+    g.bench_function("a_attr_href", |b| {
+        b.iter(|| links.select(html.document()).getall())
+    });
+    g.bench_function("div_item_span_text", |b| {
+        b.iter(|| items.select(html.document()).getall())
+    });
+    g.bench_function("parse_and_links", |b| {
+        b.iter(|| {
+            let h = Html::parse(black_box(&page));
+            links.select(h.document()).getall().len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fingerprints, scheduler, css);
+criterion_main!(benches);

@@ -18,7 +18,9 @@ use crate::actors::signal_bus::SignalBus;
 use crate::actors::spider::WorkerPool;
 use crate::actors::stats::{Stats, StatsMap};
 use crate::error::ConfigError;
-use crate::extension::{start_extensions, ComponentHandle, CrawlerHandle, ExtensionRegistry, Registry};
+use crate::extension::{
+    start_extensions, ComponentHandle, CrawlerHandle, ExtensionRegistry, Registry,
+};
 use crate::pipeline::ItemPipeline as Stage;
 use crate::settings::{Priority, Settings};
 use crate::signals::CloseReason;
@@ -66,7 +68,9 @@ pub struct Crawler {
 
 impl std::fmt::Debug for Crawler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Crawler").field("spider", &self.spider.name()).finish()
+        f.debug_struct("Crawler")
+            .field("spider", &self.spider.name())
+            .finish()
     }
 }
 
@@ -93,7 +97,10 @@ impl Crawler {
     pub fn extension(
         mut self,
         name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError> + Send + Sync + 'static,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         self.extensions.register(name, factory);
         self
@@ -103,14 +110,21 @@ impl Crawler {
     pub fn pipeline(
         mut self,
         name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError> + Send + Sync + 'static,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         self.pipelines.insert(name, Arc::new(factory));
         self
     }
 
     /// Replaces both registries (used by [`CrawlerProcess`]).
-    pub fn with_registries(mut self, extensions: ExtensionRegistry, pipelines: PipelineRegistry) -> Self {
+    pub fn with_registries(
+        mut self,
+        extensions: ExtensionRegistry,
+        pipelines: PipelineRegistry,
+    ) -> Self {
         self.extensions = extensions;
         self.pipelines = pipelines;
         self
@@ -142,8 +156,13 @@ impl Crawler {
         let bus = bus_actor.start();
         let stats = Stats::new().start();
         let scheduler = Scheduler::from_settings(&settings, bus.clone(), stats.clone())?.start();
-        let downloader =
-            Downloader::new(DownloaderConfig::from_settings(&settings)?, bus.clone(), counts, stats.clone()).start();
+        let downloader = Downloader::new(
+            DownloaderConfig::from_settings(&settings)?,
+            bus.clone(),
+            counts,
+            stats.clone(),
+        )
+        .start();
         let engine_config = EngineConfig::from_settings(&settings)?;
         let workers = WorkerPool::start(self.spider.clone(), settings.get_usize("SPIDER_WORKERS")?);
 
@@ -162,15 +181,15 @@ impl Crawler {
 
         let mut stages = Vec::new();
         for (stage_name, _) in settings.get_component_orders("ITEM_PIPELINES")? {
-            let factory = self
-                .pipelines
-                .get(&stage_name)
-                .ok_or_else(|| ConfigError::Invalid(format!("ITEM_PIPELINES: no pipeline named {stage_name:?}")))?;
+            let factory = self.pipelines.get(&stage_name).ok_or_else(|| {
+                ConfigError::Invalid(format!("ITEM_PIPELINES: no pipeline named {stage_name:?}"))
+            })?;
             if let Some(stage) = factory(&handle)? {
                 stages.push((stage_name, stage));
             }
         }
-        let pipeline = ItemPipeline::new(stages, settings.get_usize("CONCURRENT_ITEMS")?, bus.clone()).start();
+        let pipeline =
+            ItemPipeline::new(stages, settings.get_usize("CONCURRENT_ITEMS")?, bus.clone()).start();
         let ext_handles = start_extensions(&self.extensions, &handle)?;
 
         engine_ctx.run(Engine::new(EngineParts {
@@ -220,7 +239,9 @@ pub struct CrawlerProcess {
 
 impl std::fmt::Debug for CrawlerProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CrawlerProcess").field("crawlers", &self.crawlers).finish()
+        f.debug_struct("CrawlerProcess")
+            .field("crawlers", &self.crawlers)
+            .finish()
     }
 }
 
@@ -238,13 +259,15 @@ impl CrawlerProcess {
 
     /// Adds a spider to run.
     pub fn crawl(mut self, spider: impl Spider) -> Self {
-        self.crawlers.push(Crawler::new(spider, self.settings.clone()));
+        self.crawlers
+            .push(Crawler::new(spider, self.settings.clone()));
         self
     }
 
     /// Adds a spider already shared.
     pub fn crawl_arc(mut self, spider: Arc<dyn Spider>) -> Self {
-        self.crawlers.push(Crawler::from_arc(spider, self.settings.clone()));
+        self.crawlers
+            .push(Crawler::from_arc(spider, self.settings.clone()));
         self
     }
 
@@ -252,7 +275,10 @@ impl CrawlerProcess {
     pub fn extension(
         mut self,
         name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError> + Send + Sync + 'static,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         self.extensions.register(name, factory);
         self
@@ -262,7 +288,10 @@ impl CrawlerProcess {
     pub fn pipeline(
         mut self,
         name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError> + Send + Sync + 'static,
+        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         self.pipelines.insert(name, Arc::new(factory));
         self
@@ -294,7 +323,8 @@ impl CrawlerProcess {
         } = self;
         let system = System::new();
         system.block_on(async move {
-            let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::unbounded_channel::<Recipient<CloseSpider>>();
+            let (ctl_tx, mut ctl_rx) =
+                tokio::sync::mpsc::unbounded_channel::<Recipient<CloseSpider>>();
             if handle_signals {
                 actix_rt::spawn(shutdown_on_signals(ctl_rx_forwarder(&mut ctl_rx)));
             }
@@ -332,9 +362,14 @@ fn ctl_rx_forwarder(
 }
 
 /// First SIGINT/SIGTERM: close every spider with `shutdown`. Second: exit at once.
-async fn shutdown_on_signals(mut engines: tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>>) {
+async fn shutdown_on_signals(
+    mut engines: tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         log::warn!("cannot install signal handlers; SIGINT will stop the process abruptly");
         return;
     };

@@ -186,9 +186,9 @@ pub fn start_extensions(
 ) -> Result<Vec<ComponentHandle>, ConfigError> {
     let mut started = Vec::new();
     for (name, _order) in crawler.settings.get_component_orders("EXTENSIONS")? {
-        let factory = registry
-            .get(&name)
-            .ok_or_else(|| ConfigError::Invalid(format!("EXTENSIONS: no extension named {name:?}")))?;
+        let factory = registry.get(&name).ok_or_else(|| {
+            ConfigError::Invalid(format!("EXTENSIONS: no extension named {name:?}"))
+        })?;
         match factory(crawler)? {
             Some(h) => {
                 log::debug!("Enabled extension {name}");

@@ -14,7 +14,7 @@
 //! impl Spider for Titles {
 //!     fn name(&self) -> &str { "titles" }
 //!     fn start_urls(&self) -> Vec<String> { vec!["http://127.0.0.1:8080/".into()] }
-//!     async fn parse(&self, response: Response) -> CallbackResult {
+//!     async fn parse(&self, response: &Response) -> CallbackResult {
 //!         let mut out = Output::new();
 //!         out.item(serde_json::json!({ "title": response.css("title::text")?.first() }));
 //!         for href in response.css("a::attr(href)")? {

@@ -204,7 +204,8 @@ impl Settings {
     /// A number of seconds as a `Duration` (negative is an error). Unset is zero.
     pub fn get_duration(&self, key: &str) -> Result<Duration, ConfigError> {
         let secs = self.get_f64(key)?;
-        Duration::try_from_secs_f64(secs).map_err(|_| self.bad(key, "a non-negative number of seconds"))
+        Duration::try_from_secs_f64(secs)
+            .map_err(|_| self.bad(key, "a non-negative number of seconds"))
     }
 
     /// A string; numbers and booleans are written out. Unset is `""`.
@@ -276,14 +277,26 @@ impl Settings {
                 Value::Null => continue,
                 Value::Number(n) => match n.as_i64() {
                     Some(o) => out.push((name, o)),
-                    None => return Err(ConfigError::Invalid(format!("{key}: order of {name} must be an integer, got {n}"))),
+                    None => {
+                        return Err(ConfigError::Invalid(format!(
+                            "{key}: order of {name} must be an integer, got {n}"
+                        )))
+                    }
                 },
                 Value::String(s) if s == "None" || s == "null" => continue,
                 Value::String(s) => match s.parse() {
                     Ok(o) => out.push((name, o)),
-                    Err(_) => return Err(ConfigError::Invalid(format!("{key}: order of {name} must be an integer or null, got {s:?}"))),
+                    Err(_) => {
+                        return Err(ConfigError::Invalid(format!(
+                            "{key}: order of {name} must be an integer or null, got {s:?}"
+                        )))
+                    }
                 },
-                other => return Err(ConfigError::Invalid(format!("{key}: order of {name} must be an integer or null, got {other}"))),
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key}: order of {name} must be an integer or null, got {other}"
+                    )))
+                }
             }
         }
         out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
@@ -314,7 +327,10 @@ impl Settings {
 fn defaults() -> Vec<(&'static str, Value)> {
     vec![
         ("BOT_NAME", json!("arachne")),
-        ("USER_AGENT", json!(concat!("Arachne/", env!("CARGO_PKG_VERSION")))),
+        (
+            "USER_AGENT",
+            json!(concat!("Arachne/", env!("CARGO_PKG_VERSION"))),
+        ),
         (
             "DEFAULT_REQUEST_HEADERS",
             json!({
@@ -337,7 +353,10 @@ fn defaults() -> Vec<(&'static str, Value)> {
         ("DEPTH_STATS_VERBOSE", json!(false)),
         ("DUPEFILTER_DEBUG", json!(false)),
         ("SCHEDULER_DEBUG", json!(false)),
-        ("SCHEDULER_MEMORY_QUEUE", json!("scrapy.squeues.LifoMemoryQueue")),
+        (
+            "SCHEDULER_MEMORY_QUEUE",
+            json!("scrapy.squeues.LifoMemoryQueue"),
+        ),
         ("SCRAPER_SLOT_MAX_ACTIVE_SIZE", json!(5_000_000)),
         ("SPIDER_WORKERS", json!(0)),
         ("HTTPERROR_ALLOWED_CODES", json!([])),
@@ -394,7 +413,10 @@ mod tests {
         let mut s = Settings::new();
         s.set_cli("CONCURRENT_REQUESTS=abc").unwrap();
         let err = s.validate().unwrap_err().to_string();
-        assert!(err.contains("CONCURRENT_REQUESTS") && err.contains("abc"), "{err}");
+        assert!(
+            err.contains("CONCURRENT_REQUESTS") && err.contains("abc"),
+            "{err}"
+        );
         assert!(Settings::new().set_cli("NOEQUALS").is_err());
     }
 
@@ -414,7 +436,8 @@ mod tests {
     #[test]
     fn component_orders() {
         let mut s = Settings::new();
-        s.set_cli(r#"EXTENSIONS={"LogStats": null, "Mine": -5}"#).unwrap();
+        s.set_cli(r#"EXTENSIONS={"LogStats": null, "Mine": -5}"#)
+            .unwrap();
         let names: Vec<String> = s
             .get_component_orders("EXTENSIONS")
             .unwrap()

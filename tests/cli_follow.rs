@@ -49,12 +49,20 @@ fn follow_crawls_every_page_once() {
     let fetched: Vec<&str> = log.iter().map(|e| e.path.as_str()).collect();
     let fetched_set: BTreeSet<String> = fetched.iter().map(|s| s.to_string()).collect();
     assert_eq!(fetched.len(), fetched_set.len(), "a page was fetched twice");
-    assert_eq!(fetched_set, expected, "fetched pages differ from the reachable set");
+    assert_eq!(
+        fetched_set, expected,
+        "fetched pages differ from the reachable set"
+    );
 
     let items = read_jsonl(&items_path);
     let item_paths: BTreeSet<String> = items
         .iter()
-        .map(|i| url::Url::parse(i["url"].as_str().unwrap()).unwrap().path().to_string())
+        .map(|i| {
+            url::Url::parse(i["url"].as_str().unwrap())
+                .unwrap()
+                .path()
+                .to_string()
+        })
         .collect();
     assert_eq!(items.len(), expected.len());
     assert_eq!(item_paths, expected);
@@ -64,7 +72,8 @@ fn follow_crawls_every_page_once() {
         assert!(i["depth"].is_u64());
     }
 
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
     let n = expected.len() as u64;
     assert_eq!(stats["finish_reason"], "finished");
     assert_eq!(stats["item_scraped_count"], n);
@@ -72,7 +81,10 @@ fn follow_crawls_every_page_once() {
     assert_eq!(stats["downloader/request_count"], log.len() as u64);
     assert_eq!(stats["downloader/response_status_count/200"], n);
     assert!(stats["dupefilter/filtered"].as_u64().unwrap() > 0);
-    assert!(stats["offsite/filtered"].as_u64().unwrap() > 0, "external links are filtered");
+    assert!(
+        stats["offsite/filtered"].as_u64().unwrap() > 0,
+        "external links are filtered"
+    );
 }
 
 /// SIGINT: graceful close with `shutdown`, exit code 0, stats written.
@@ -85,7 +97,10 @@ fn sigint_shuts_down_gracefully() {
         body.push_str(&format!("<a href=\"/slow/{}\">s</a>", 300 + i));
     }
     body.push_str("</body></html>");
-    pages.insert("/start".to_string(), (200, "text/html".to_string(), body.into_bytes()));
+    pages.insert(
+        "/start".to_string(),
+        (200, "text/html".to_string(), body.into_bytes()),
+    );
     let server = FixtureServer::start(Site::Static(pages));
     let dir = tempfile::tempdir().unwrap();
     let stats_path = dir.path().join("stats.json");
@@ -107,10 +122,14 @@ fn sigint_shuts_down_gracefully() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
     assert_eq!(stats["finish_reason"], "shutdown");
     let fetched = server.log().len() as u64;
     assert!(fetched < 201, "the crawl stopped early ({fetched} fetched)");
     // In-flight requests finished and were counted.
-    assert_eq!(stats["downloader/response_count"], stats["downloader/request_count"]);
+    assert_eq!(
+        stats["downloader/response_count"],
+        stats["downloader/request_count"]
+    );
 }

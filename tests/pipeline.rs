@@ -77,14 +77,22 @@ impl Actor for Recorder {
 impl Handler<ItemDropped> for Recorder {
     type Result = ();
     fn handle(&mut self, msg: ItemDropped, _: &mut Context<Self>) {
-        self.1.lock().unwrap().push(format!("dropped {} {}", msg.item.get("n").unwrap(), msg.kind));
+        self.1.lock().unwrap().push(format!(
+            "dropped {} {}",
+            msg.item.get("n").unwrap(),
+            msg.kind
+        ));
     }
 }
 
 impl Handler<ItemError> for Recorder {
     type Result = ();
     fn handle(&mut self, msg: ItemError, _: &mut Context<Self>) {
-        self.1.lock().unwrap().push(format!("error {} {}", msg.item.get("n").unwrap(), msg.error));
+        self.1.lock().unwrap().push(format!(
+            "error {} {}",
+            msg.item.get("n").unwrap(),
+            msg.error
+        ));
     }
 }
 
@@ -97,16 +105,28 @@ async fn drops_and_errors() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();
     let settings = Settings::new()
-        .with("ITEM_PIPELINES", serde_json::json!({ "Mark": 200, "Filter": 100 }))
+        .with(
+            "ITEM_PIPELINES",
+            serde_json::json!({ "Mark": 200, "Filter": 100 }),
+        )
         .with("EXTENSIONS", serde_json::json!({ "Recorder": 1 }))
-        .with("FEEDS", serde_json::json!({ feed.to_str().unwrap(): { "format": "jsonlines" } }))
+        .with(
+            "FEEDS",
+            serde_json::json!({ feed.to_str().unwrap(): { "format": "jsonlines" } }),
+        )
         .with("LOGSTATS_INTERVAL", 0)
         .with("CONCURRENT_ITEMS", 3);
     let stats = Crawler::new(Ten(server.url("/items")), settings)
-        .pipeline("Filter", |_| Ok(Some(Box::new(Filter { calls: Cell::new(0) }))))
+        .pipeline("Filter", |_| {
+            Ok(Some(Box::new(Filter {
+                calls: Cell::new(0),
+            })))
+        })
         .pipeline("Mark", |_| Ok(Some(Box::new(Mark))))
         .extension("Recorder", move |c| {
-            Ok(Some(ComponentHandle::new(Recorder(c.clone(), ev.clone()).start())))
+            Ok(Some(ComponentHandle::new(
+                Recorder(c.clone(), ev.clone()).start(),
+            )))
         })
         .run()
         .await
@@ -127,7 +147,10 @@ async fn drops_and_errors() {
     let mut ns: Vec<i64> = exported.iter().map(|v| v["n"].as_i64().unwrap()).collect();
     ns.sort();
     assert_eq!(ns, [0, 2, 6, 8]);
-    assert!(exported.iter().all(|v| v["marked"] == true), "Mark runs after Filter");
+    assert!(
+        exported.iter().all(|v| v["marked"] == true),
+        "Mark runs after Filter"
+    );
 
     let mut ev = events.lock().unwrap().clone();
     ev.sort();
@@ -158,5 +181,8 @@ async fn bad_setting_value_is_a_clear_error() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("CONCURRENT_REQUESTS") && err.contains("abc"), "{err}");
+    assert!(
+        err.contains("CONCURRENT_REQUESTS") && err.contains("abc"),
+        "{err}"
+    );
 }

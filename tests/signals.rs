@@ -29,10 +29,23 @@ impl Actor for Probe {
             ($($s:ty),*) => { $( self.crawler.subscribe::<$s>(ctx.address().recipient()); )* };
         }
         sub!(
-            EngineStarted, EngineStopped, SpiderOpened, SpiderClosed, SpiderIdle, SpiderErrored,
-            ItemScraped, ItemDropped, ItemError, RequestScheduled, RequestDropped,
-            RequestReachedDownloader, RequestLeftDownloader, HeadersReceived, BytesReceived,
-            ResponseDownloaded, ResponseReceived
+            EngineStarted,
+            EngineStopped,
+            SpiderOpened,
+            SpiderClosed,
+            SpiderIdle,
+            SpiderErrored,
+            ItemScraped,
+            ItemDropped,
+            ItemError,
+            RequestScheduled,
+            RequestDropped,
+            RequestReachedDownloader,
+            RequestLeftDownloader,
+            HeadersReceived,
+            BytesReceived,
+            ResponseDownloaded,
+            ResponseReceived
         );
     }
 }
@@ -115,11 +128,16 @@ fn probe_factory(
 async fn one_page_signal_order() {
     let server = FixtureServer::start(Site::html_pages([("/only", "<title>x</title>")]));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let stats = Crawler::new(OnePage { url: server.url("/only") }, settings())
-        .extension("Probe", probe_factory(seen.clone(), vec![]))
-        .run()
-        .await
-        .unwrap();
+    let stats = Crawler::new(
+        OnePage {
+            url: server.url("/only"),
+        },
+        settings(),
+    )
+    .extension("Probe", probe_factory(seen.clone(), vec![]))
+    .run()
+    .await
+    .unwrap();
     assert_eq!(stats["finish_reason"], "finished");
     let seen = seen.lock().unwrap().clone();
     let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
@@ -157,16 +175,26 @@ async fn idle_handler_keeps_spider_open() {
         Request::get(server.url("/third")).unwrap(),
         Request::get(server.url("/second")).unwrap(),
     ];
-    let stats = Crawler::new(OnePage { url: server.url("/first") }, settings())
-        .extension("Probe", probe_factory(seen.clone(), extra))
-        .run()
-        .await
-        .unwrap();
+    let stats = Crawler::new(
+        OnePage {
+            url: server.url("/first"),
+        },
+        settings(),
+    )
+    .extension("Probe", probe_factory(seen.clone(), extra))
+    .run()
+    .await
+    .unwrap();
     assert_eq!(stats["finish_reason"], "finished");
     assert_eq!(stats["item_scraped_count"], 3);
     let paths: Vec<String> = server.log().iter().map(|e| e.path.clone()).collect();
     assert_eq!(paths, ["/first", "/second", "/third"]);
-    let idles = seen.lock().unwrap().iter().filter(|s| *s == "spider_idle").count();
+    let idles = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| *s == "spider_idle")
+        .count();
     assert_eq!(idles, 3, "two votes to stay open, then one to close");
 }
 
@@ -177,15 +205,18 @@ async fn extension_closes_with_own_reason() {
     impl Actor for Closer {
         type Context = Context<Self>;
         fn started(&mut self, ctx: &mut Context<Self>) {
-            self.0.subscribe::<ResponseReceived>(ctx.address().recipient());
+            self.0
+                .subscribe::<ResponseReceived>(ctx.address().recipient());
         }
     }
     impl Handler<ResponseReceived> for Closer {
         type Result = ();
         fn handle(&mut self, _: ResponseReceived, _: &mut Context<Self>) {
-            self.0.close_spider.do_send(arachne::actors::engine::CloseSpider {
-                reason: CloseReason::from("my_reason"),
-            });
+            self.0
+                .close_spider
+                .do_send(arachne::actors::engine::CloseSpider {
+                    reason: CloseReason::from("my_reason"),
+                });
         }
     }
     let server = FixtureServer::start(Site::random(50, 4, 1));
@@ -215,7 +246,9 @@ async fn extension_closes_with_own_reason() {
             .with("LOGSTATS_INTERVAL", 0)
             .with("CONCURRENT_REQUESTS", 1),
     )
-    .extension("Closer", |c| Ok(Some(ComponentHandle::new(Closer(c.clone()).start()))))
+    .extension("Closer", |c| {
+        Ok(Some(ComponentHandle::new(Closer(c.clone()).start())))
+    })
     .run()
     .await
     .unwrap();

@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::actors::stats::{Inc, Set};
 use crate::error::ConfigError;
 use crate::extension::{ComponentHandle, CrawlerHandle};
-use crate::signals::{ItemDropped, ItemError, ItemScraped, ResponseReceived, SpiderClosed, SpiderOpened};
+use crate::signals::{
+    ItemDropped, ItemError, ItemScraped, ResponseReceived, SpiderClosed, SpiderOpened,
+};
 
 /// The extension.
 #[derive(Debug)]
@@ -70,7 +72,10 @@ impl Handler<SpiderClosed> for CoreStats {
     type Result = ();
     fn handle(&mut self, msg: SpiderClosed, _: &mut Context<Self>) {
         let stats = &self.crawler.stats;
-        let elapsed = self.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let elapsed = self
+            .started
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
         stats.do_send(Set {
             key: "finish_time".into(),
             value: now_epoch(),
@@ -113,6 +118,8 @@ impl Handler<ItemError> for CoreStats {
 impl Handler<ResponseReceived> for CoreStats {
     type Result = ();
     fn handle(&mut self, _: ResponseReceived, _: &mut Context<Self>) {
-        self.crawler.stats.do_send(Inc::one("response_received_count"));
+        self.crawler
+            .stats
+            .do_send(Inc::one("response_received_count"));
     }
 }

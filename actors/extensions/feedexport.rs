@@ -34,15 +34,16 @@ impl FeedExporter {
                 .get("format")
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
-                .unwrap_or_else(|| {
-                    path.rsplit('.').next().unwrap_or("jsonlines").to_string()
-                });
+                .unwrap_or_else(|| path.rsplit('.').next().unwrap_or("jsonlines").to_string());
             if !matches!(format.as_str(), "jsonlines" | "jsonl" | "jl") {
                 return Err(ConfigError::Invalid(format!(
                     "FEEDS: format {format:?} of {path} is not supported yet (use jsonlines)"
                 )));
             }
-            let overwrite = opts.get("overwrite").and_then(|v| v.as_bool()).unwrap_or(false);
+            let overwrite = opts
+                .get("overwrite")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .write(true)
@@ -65,8 +66,10 @@ impl FeedExporter {
 impl Actor for FeedExporter {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.crawler.subscribe::<ItemScraped>(ctx.address().recipient());
-        self.crawler.subscribe::<SpiderClosed>(ctx.address().recipient());
+        self.crawler
+            .subscribe::<ItemScraped>(ctx.address().recipient());
+        self.crawler
+            .subscribe::<SpiderClosed>(ctx.address().recipient());
     }
 }
 

@@ -23,7 +23,13 @@ pub struct LogStats {
 }
 
 /// Scrapy's line, with rates per minute over the last interval.
-pub fn format_line(pages: u64, items: u64, pages_prev: u64, items_prev: u64, interval: Duration) -> String {
+pub fn format_line(
+    pages: u64,
+    items: u64,
+    pages_prev: u64,
+    items_prev: u64,
+    interval: Duration,
+) -> String {
     let multiplier = 60.0 / interval.as_secs_f64();
     let prate = ((pages - pages_prev) as f64 * multiplier) as u64;
     let irate = ((items - items_prev) as f64 * multiplier) as u64;
@@ -54,7 +60,13 @@ impl LogStats {
     fn log(&mut self) {
         log::info!(
             "{}",
-            format_line(self.pages, self.items, self.pages_prev, self.items_prev, self.interval)
+            format_line(
+                self.pages,
+                self.items,
+                self.pages_prev,
+                self.items_prev,
+                self.interval
+            )
         );
         self.pages_prev = self.pages;
         self.items_prev = self.items;

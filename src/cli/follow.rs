@@ -66,7 +66,10 @@ impl Spider for FollowSpider {
         let (title_sel, href_sel) = selectors();
         let html = Html::parse(&response.text());
         let mut out = Output::new();
-        let title = title_sel.select(html.document()).get().map(|t| t.trim().to_string());
+        let title = title_sel
+            .select(html.document())
+            .get()
+            .map(|t| t.trim().to_string());
         out.item(serde_json::json!({
             "url": response.url.as_str(),
             "status": response.status,

@@ -79,13 +79,20 @@ impl SpiderRegistry {
     fn build(&self, name: &str, args: &SpiderArgs) -> Result<Arc<dyn Spider>, String> {
         match self.factories.get(name) {
             Some(f) => f(args),
-            None => Err(format!("Spider not found: {name} (known: {})", self.names().join(", "))),
+            None => Err(format!(
+                "Spider not found: {name} (known: {})",
+                self.names().join(", ")
+            )),
         }
     }
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "arachne", version, about = "A web crawling framework in the mould of Scrapy")]
+#[command(
+    name = "arachne",
+    version,
+    about = "A web crawling framework in the mould of Scrapy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -135,7 +142,11 @@ where
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -158,7 +169,10 @@ where
             for (files, overwrite) in [(&output, false), (&overwrite_output, true)] {
                 for f in files {
                     let mut feeds = s.get_dict("FEEDS").unwrap_or_default();
-                    feeds.insert(f.clone(), serde_json::json!({ "format": "jsonlines", "overwrite": overwrite }));
+                    feeds.insert(
+                        f.clone(),
+                        serde_json::json!({ "format": "jsonlines", "overwrite": overwrite }),
+                    );
                     s.set("FEEDS", serde_json::Value::Object(feeds), Priority::Command);
                 }
             }

@@ -34,7 +34,11 @@ pub(crate) fn decode<'a>(content_type: Option<&str>, body: &'a [u8]) -> Cow<'a, 
 }
 
 fn label(name: &str) -> Option<&'static Encoding> {
-    Encoding::for_label(name.trim().trim_matches(|c| c == '"' || c == '\'').as_bytes())
+    Encoding::for_label(
+        name.trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .as_bytes(),
+    )
 }
 
 /// `text/html; charset=ISO-8859-1` → `ISO-8859-1`.
@@ -93,7 +97,8 @@ mod tests {
     fn meta_charset_declaration() {
         let body = b"<html><head><meta charset=\"windows-1251\"></head>\xcf\xf0\xe8";
         assert!(decode(Some("text/html"), body).ends_with("При"));
-        let body = b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-15\">\xa4";
+        let body =
+            b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-15\">\xa4";
         assert!(decode(None, body).ends_with('€'));
     }
 

@@ -21,7 +21,11 @@ impl QueueOrder {
     /// Reads `SCHEDULER_MEMORY_QUEUE`: Scrapy's class paths
     /// (`scrapy.squeues.FifoMemoryQueue`) or just `fifo` / `lifo`.
     pub fn from_setting(value: &str) -> Result<QueueOrder, ConfigError> {
-        let last = value.rsplit('.').next().unwrap_or(value).to_ascii_lowercase();
+        let last = value
+            .rsplit('.')
+            .next()
+            .unwrap_or(value)
+            .to_ascii_lowercase();
         match last.as_str() {
             "lifomemoryqueue" | "lifo" => Ok(QueueOrder::Lifo),
             "fifomemoryqueue" | "fifo" => Ok(QueueOrder::Fifo),
@@ -106,7 +110,9 @@ mod tests {
     use super::*;
 
     fn req(path: &str, prio: i32) -> Request {
-        Request::get(format!("http://127.0.0.1{path}")).unwrap().priority(prio)
+        Request::get(format!("http://127.0.0.1{path}"))
+            .unwrap()
+            .priority(prio)
     }
 
     fn drain(q: &mut MemoryQueue) -> Vec<String> {
@@ -129,7 +135,10 @@ mod tests {
     /// Scrapy's class paths and short names are accepted; anything else is an error.
     #[test]
     fn order_from_setting() {
-        assert_eq!(QueueOrder::from_setting("scrapy.squeues.FifoMemoryQueue").unwrap(), QueueOrder::Fifo);
+        assert_eq!(
+            QueueOrder::from_setting("scrapy.squeues.FifoMemoryQueue").unwrap(),
+            QueueOrder::Fifo
+        );
         assert_eq!(QueueOrder::from_setting("lifo").unwrap(), QueueOrder::Lifo);
         assert!(QueueOrder::from_setting("heap").is_err());
     }
