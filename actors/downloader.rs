@@ -53,6 +53,8 @@ pub struct SlotOverride {
     pub delay: Option<Duration>,
     /// Whether to randomise its delay.
     pub randomize_delay: Option<bool>,
+    /// `false` keeps AutoThrottle off this slot (Scrapy's `throttle` slot option).
+    pub throttle: Option<bool>,
 }
 
 /// The downloader's settings, read once.
@@ -121,6 +123,7 @@ impl DownloaderConfig {
                     .and_then(|v| v.as_f64())
                     .and_then(|d| Duration::try_from_secs_f64(d).ok()),
                 randomize_delay: spec.get("randomize_delay").and_then(|v| v.as_bool()),
+                throttle: spec.get("throttle").and_then(|v| v.as_bool()),
             };
             slots.insert(name, o);
         }
@@ -148,12 +151,18 @@ struct SlotEntry {
 /// How long an idle slot is kept (Scrapy collects slots idle for 60 s).
 const SLOT_IDLE_TTL: Duration = Duration::from_secs(60);
 
+/// How long a resolved address is trusted for per-IP slots.
+const DNS_TTL: Duration = Duration::from_secs(60);
+/// Most host names kept in the DNS cache (Scrapy's `DNSCACHE_SIZE` default).
+const DNS_CACHE_SIZE: usize = 10_000;
+
 /// The downloader actor.
 pub struct Downloader {
     config: Arc<DownloaderConfig>,
     client: awc::Client,
     slots: HashMap<Arc<str>, SlotEntry>,
     default_delay: Duration,
+    dns: HashMap<String, (String, Instant)>,
     bus: Addr<SignalBus>,
     counts: Arc<SubscriberCounts>,
     stats: Addr<Stats>,
@@ -190,6 +199,7 @@ impl Downloader {
             config: Arc::new(config),
             client,
             slots: HashMap::new(),
+            dns: HashMap::new(),
             bus,
             counts,
             stats,
@@ -317,15 +327,26 @@ impl Handler<Fetch> for Downloader {
         let per_ip = self.config.per_ip > 0 && request.meta_str("download_slot").is_none();
         let host = request.url.host_str().unwrap_or("").to_string();
         let port = request.url.port_or_known_default().unwrap_or(80);
+        let cached = if per_ip {
+            self.dns
+                .get(&host)
+                .filter(|(_, at)| at.elapsed() < DNS_TTL)
+                .map(|(ip, _)| ip.clone())
+        } else {
+            None
+        };
 
         // Per-IP slots need the address first; resolving is async, so it happens
-        // before the slot is chosen.
+        // before the slot is chosen. Answers are cached like Scrapy's DNS cache.
+        let lookup_host = host.clone();
         let resolve = async move {
-            if !per_ip {
-                return None;
+            if !per_ip || cached.is_some() {
+                return cached;
             }
-            let host = host.trim_matches(|c| c == '[' || c == ']').to_string();
-            let found = tokio::net::lookup_host((host.as_str(), port)).await;
+            let bare = lookup_host
+                .trim_matches(|c| c == '[' || c == ']')
+                .to_string();
+            let found = tokio::net::lookup_host((bare.as_str(), port)).await;
             match found {
                 Ok(mut addrs) => addrs.next().map(|a| a.ip().to_string()),
                 Err(_) => None,
@@ -336,7 +357,13 @@ impl Handler<Fetch> for Downloader {
                 .into_actor(self)
                 .then(move |ip, act, _| {
                     let key: Arc<str> = match ip {
-                        Some(ip) => ip.into(),
+                        Some(ip) => {
+                            if act.dns.len() >= DNS_CACHE_SIZE {
+                                act.dns.clear();
+                            }
+                            act.dns.insert(host, (ip.clone(), Instant::now()));
+                            ip.into()
+                        }
                         None => act.slot_key(&request),
                     };
                     let entry = act.slot(&key);

@@ -93,11 +93,8 @@ impl Handler<Enqueue> for Scheduler {
         let mut accepted = 0i64;
         let mut filtered = 0i64;
         for request in msg.0 {
-            // A `dont_filter` request skips the check but is still remembered, so a
-            // start URL linked back to later is not fetched a second time (Scrapy
-            // forgets it and fetches it twice).
-            let seen = self.dupefilter.request_seen(&request);
-            if seen && !request.dont_filter {
+            // As in Scrapy, a `dont_filter` request is neither checked nor remembered.
+            if !request.dont_filter && self.dupefilter.request_seen(&request) {
                 if self.debug {
                     log::debug!(
                         "Filtered duplicate request: <{} {}>",

@@ -251,7 +251,13 @@ impl Slot {
             let stats = act.state.stats();
             match &res {
                 Ok(response) => {
-                    let dont_adjust = response.request.meta_bool("autothrottle_dont_adjust_delay");
+                    let dont_adjust = response.request.meta_bool("autothrottle_dont_adjust_delay")
+                        || act
+                            .config
+                            .slots
+                            .get(act.key.as_ref())
+                            .and_then(|o| o.throttle)
+                            == Some(false);
                     act.bus.do_send(Emit(ResponseDownloaded {
                         response: Arc::new(response.clone()),
                         slot: act.key.clone(),
@@ -354,7 +360,7 @@ async fn transfer(
     let mut resp = creq
         .send_body(request.body.clone())
         .await
-        .map_err(|e| map_send_error(e, &host))?;
+        .map_err(|e| map_send_error(e, &host, config.timeout))?;
     let latency = started.elapsed();
     let status = resp.status().as_u16();
     let headers: HeaderMap = resp.headers().clone();
@@ -460,7 +466,7 @@ async fn transfer(
     })
 }
 
-fn map_send_error(e: awc::error::SendRequestError, host: &str) -> DownloadError {
+fn map_send_error(e: awc::error::SendRequestError, host: &str, timeout: Duration) -> DownloadError {
     use awc::error::{ConnectError, SendRequestError as E};
     match e {
         E::Connect(ConnectError::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -469,7 +475,7 @@ fn map_send_error(e: awc::error::SendRequestError, host: &str) -> DownloadError 
         E::Connect(
             ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
         ) => DownloadError::DnsLookup(host.to_string()),
-        E::Connect(ConnectError::Timeout) | E::Timeout => DownloadError::Timeout(Duration::ZERO),
+        E::Connect(ConnectError::Timeout) | E::Timeout => DownloadError::Timeout(timeout),
         E::Connect(ConnectError::SslIsNotSupported) => {
             DownloadError::NotSupported("https (no TLS support built in yet)".to_string())
         }

@@ -25,11 +25,11 @@ fn fingerprints(c: &mut Criterion) {
 }
 
 fn scheduler(c: &mut Criterion) {
-    let requests: Vec<Request> = (0..10_000)
+    let requests: Vec<Request> = (0..10_000i32)
         .map(|i| {
             Request::get(format!("http://127.0.0.1:8899/p/{i}.html"))
                 .unwrap()
-                .priority(-((i % 7) as i32))
+                .priority(-(i % 7))
         })
         .collect();
     let mut g = c.benchmark_group("scheduler");

@@ -229,6 +229,9 @@ async fn extension_closes_with_own_reason() {
         fn start_urls(&self) -> Vec<String> {
             vec![self.0.clone()]
         }
+        fn allowed_domains(&self) -> Vec<String> {
+            vec!["127.0.0.1".into()]
+        }
         async fn parse(&self, response: &Response) -> CallbackResult {
             let mut out = Output::new();
             for href in response.css("a::attr(href)")? {

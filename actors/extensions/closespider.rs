@@ -211,18 +211,14 @@ impl CloseSpiderState {
 
     /// `CLOSESPIDER_TIMEOUT` has elapsed since the spider opened.
     pub fn on_timeout(&mut self) -> Option<CloseReason> {
-        if self.config.timeout.is_none() {
-            return None;
-        }
+        self.config.timeout?;
         self.fire(CloseReason::ClosespiderTimeout)
     }
 
     /// A `CLOSESPIDER_TIMEOUT_NO_ITEM` period has ended: closes if no item was scraped
     /// during it, otherwise starts a new period.
     pub fn on_no_item_check(&mut self) -> Option<CloseReason> {
-        if self.config.timeout_no_item.is_none() {
-            return None;
-        }
+        self.config.timeout_no_item?;
         if self.items_in_period >= 1 {
             self.items_in_period = 0;
             return None;

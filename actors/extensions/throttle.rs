@@ -97,7 +97,7 @@ impl ThrottleConfig {
     ///    response serves N in parallel if sent one every `latency / N`;
     /// 2. new = mean of `current` and target, but never below target (it works better
     ///    with problematic sites);
-    /// 3. new is bounded to [`DOWNLOAD_DELAY`, `AUTOTHROTTLE_MAX_DELAY`];
+    /// 3. new is kept between `DOWNLOAD_DELAY` and `AUTOTHROTTLE_MAX_DELAY`;
     /// 4. a non-200 response never lowers the delay: error pages and redirects are
     ///    small and fast, and lowering on them would feed back.
     ///

@@ -4,9 +4,9 @@
 
 use std::sync::OnceLock;
 
-use crate::http::Response;
+use crate::http::{Request, Response};
 use crate::selector::{Html, Selector};
-use crate::spider::{CallbackResult, Output, Spider, SpiderArgs};
+use crate::spider::{CallbackResult, Output, Spider, SpiderArgs, SpiderError, StartRequests};
 
 /// The spider.
 #[derive(Debug, Clone)]
@@ -58,8 +58,11 @@ impl Spider for FollowSpider {
         self.allowed.clone()
     }
 
-    fn start_urls(&self) -> Vec<String> {
-        vec![self.start_url.clone()]
+    /// The start request goes through the duplicate filter (unlike Scrapy's default
+    /// start requests), so a page linking back to it does not fetch it twice.
+    fn start_requests(&self) -> StartRequests {
+        let r = Request::get(&self.start_url).map_err(SpiderError::from);
+        Box::new(std::iter::once(r))
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {

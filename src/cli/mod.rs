@@ -239,8 +239,11 @@ pub fn init_logging(level: &str) {
         "TRACE" => "trace",
         _ => "debug",
     };
+    // LOG_LEVEL governs Arachne and the user's spiders; the libraries underneath (HTML
+    // parser, HTTP stack) would drown a DEBUG log in their own tracing.
     let env = env_logger::Env::default().default_filter_or(format!(
-        "arachne={filter},actix_server=warn,actix_http=warn,{filter}"
+        "{filter},html5ever=warn,selectors=warn,actix_server=warn,actix_http=warn,awc=warn,\
+         h2=warn,mio=warn,tokio=warn,rustls=warn,trust_dns_resolver=warn,hickory_resolver=warn"
     ));
     let _ = env_logger::Builder::from_env(env)
         .format_timestamp_millis()

@@ -38,7 +38,8 @@ pub struct Response {
     pub request: Request,
     /// The server's address, when known.
     pub ip: Option<IpAddr>,
-    /// Time from sending the request to having the whole body (`download_latency`).
+    /// Time from sending the request to receiving the response headers — Scrapy's
+    /// `download_latency`, what AutoThrottle adapts to.
     pub latency: Duration,
     /// `HTTP/1.1`, `HTTP/2.0`, ...
     pub protocol: Option<String>,
