@@ -82,6 +82,20 @@ impl Scheduler {
     }
 }
 
+impl Scheduler {
+    /// Adds `n` to each counter (one message per key per batch, not per request).
+    fn count(&self, keys: &[&'static str], n: i64) {
+        if n > 0 {
+            for key in keys {
+                self.stats.do_send(Inc {
+                    key: (*key).into(),
+                    by: n,
+                });
+            }
+        }
+    }
+}
+
 impl Actor for Scheduler {
     type Context = Context<Self>;
 }
@@ -121,22 +135,8 @@ impl Handler<Enqueue> for Scheduler {
             self.queue.push(request);
             accepted += 1;
         }
-        if accepted > 0 {
-            self.stats.do_send(Inc {
-                key: "scheduler/enqueued/memory".into(),
-                by: accepted,
-            });
-            self.stats.do_send(Inc {
-                key: "scheduler/enqueued".into(),
-                by: accepted,
-            });
-        }
-        if filtered > 0 {
-            self.stats.do_send(Inc {
-                key: "dupefilter/filtered".into(),
-                by: filtered,
-            });
-        }
+        self.count(&["scheduler/enqueued/memory", "scheduler/enqueued"], accepted);
+        self.count(&["dupefilter/filtered"], filtered);
         Batch {
             requests: Vec::new(),
             pending: self.queue.len(),
@@ -152,17 +152,10 @@ impl Handler<NextRequests> for Scheduler {
         let requests: Vec<Request> = std::iter::from_fn(|| self.queue.pop())
             .take(msg.max)
             .collect();
-        if !requests.is_empty() {
-            let n = requests.len() as i64;
-            self.stats.do_send(Inc {
-                key: "scheduler/dequeued/memory".into(),
-                by: n,
-            });
-            self.stats.do_send(Inc {
-                key: "scheduler/dequeued".into(),
-                by: n,
-            });
-        }
+        self.count(
+            &["scheduler/dequeued/memory", "scheduler/dequeued"],
+            requests.len() as i64,
+        );
         Batch {
             requests,
             pending: self.queue.len(),
