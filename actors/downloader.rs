@@ -1,14 +1,15 @@
-//! The Downloader: routes each request to the [`Slot`] of its domain — or of its IP
+//! The Downloader: runs each request through the downloader middlewares, then routes
+//! it to the [`Slot`] of its domain — or of its IP
 //! when `CONCURRENT_REQUESTS_PER_IP` > 0, or of its `download_slot` meta — creating
 //! slots on demand and collecting idle ones. It owns every slot: AutoThrottle changes a
-//! delay through [`SetSlotDelay`], never by reaching into a slot. It also keeps the
-//! downloader stats (`downloader/request_count`, `downloader/response_status_count/N`,
-//! `downloader/exception_type_count/<kind>`, ...).
+//! delay through [`SetSlotDelay`], never by reaching into a slot. The downloader stats
+//! are the `DownloaderStats` middleware's.
 //!
 //! Commands: [`Fetch`], [`SetSlotDelay`], [`CloseDownloader`]. Emits
 //! `RequestReachedDownloader`.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,16 +17,22 @@ use actix::prelude::*;
 
 use super::signal_bus::{Emit, SignalBus, SubscriberCounts};
 use super::slot::{FetchResult, SetDelay, Slot, SlotFetch, SlotState};
-use super::stats::{Inc, Stats};
 use crate::error::{ConfigError, DownloadError};
-use crate::http::{HeaderName, HeaderValue, Request};
+use crate::http::Request;
+use crate::middleware::downloader::{DownloaderMiddlewares, Fetched};
 use crate::settings::Settings;
 use crate::signals::RequestReachedDownloader;
 
-/// Downloads a request; resolves with the response or the error.
+/// Downloads a request through the downloader middlewares; resolves with a response,
+/// a request to schedule instead, or the failure.
+#[derive(Debug, Message)]
+#[rtype(result = "Fetched")]
+pub struct Fetch(pub Request);
+
+/// Downloads a request past the middlewares: only the slot and the transfer.
 #[derive(Debug, Message)]
 #[rtype(result = "FetchResult")]
-pub struct Fetch(pub Request);
+struct Transfer(Request);
 
 /// Sets a slot's delay. `slot: None` sets the delay slots are created with (what
 /// AutoThrottle's start delay is); a slot that does not exist yet is created with it.
@@ -74,8 +81,6 @@ pub struct DownloaderConfig {
     pub maxsize: u64,
     /// `DOWNLOAD_WARNSIZE` (0: no warning).
     pub warnsize: u64,
-    /// `USER_AGENT` and `DEFAULT_REQUEST_HEADERS`, added where a request has none.
-    pub default_headers: Vec<(HeaderName, HeaderValue)>,
     /// `DOWNLOAD_SLOTS`.
     pub slots: HashMap<String, SlotOverride>,
     /// `CONCURRENT_REQUESTS`: the total the HTTP client's pool must allow.
@@ -85,32 +90,6 @@ pub struct DownloaderConfig {
 impl DownloaderConfig {
     /// Reads the settings; a bad value is an error naming it.
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let mut default_headers = Vec::new();
-        let ua = s.get_str("USER_AGENT");
-        if !ua.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&ua) {
-                default_headers.push((awc::http::header::USER_AGENT, v));
-            }
-        }
-        for (k, v) in s.get_dict("DEFAULT_REQUEST_HEADERS")? {
-            let v = v
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| v.to_string());
-            match (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(&v),
-            ) {
-                (Ok(k), Ok(v)) => default_headers.push((k, v)),
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        key: "DEFAULT_REQUEST_HEADERS".into(),
-                        value: format!("{k}: {v}"),
-                        expected: "valid HTTP header names and values",
-                    })
-                }
-            }
-        }
         let mut slots = HashMap::new();
         for (name, spec) in s.get_dict("DOWNLOAD_SLOTS")? {
             let o = SlotOverride {
@@ -135,7 +114,6 @@ impl DownloaderConfig {
             timeout: s.get_duration("DOWNLOAD_TIMEOUT")?,
             maxsize: s.get_usize("DOWNLOAD_MAXSIZE")? as u64,
             warnsize: s.get_usize("DOWNLOAD_WARNSIZE")? as u64,
-            default_headers,
             slots,
             total: s.get_usize("CONCURRENT_REQUESTS")?,
         })
@@ -165,7 +143,7 @@ pub struct Downloader {
     dns: HashMap<String, (String, Instant)>,
     bus: Addr<SignalBus>,
     counts: Arc<SubscriberCounts>,
-    stats: Addr<Stats>,
+    middlewares: Rc<DownloaderMiddlewares>,
 }
 
 impl std::fmt::Debug for Downloader {
@@ -182,7 +160,7 @@ impl Downloader {
         config: DownloaderConfig,
         bus: Addr<SignalBus>,
         counts: Arc<SubscriberCounts>,
-        stats: Addr<Stats>,
+        middlewares: DownloaderMiddlewares,
     ) -> Self {
         let connector = awc::Connector::new()
             // Slots do the limiting; the pool must never be the bottleneck.
@@ -202,7 +180,7 @@ impl Downloader {
             dns: HashMap::new(),
             bus,
             counts,
-            stats,
+            middlewares: Rc::new(middlewares),
         }
     }
 
@@ -253,53 +231,6 @@ impl Downloader {
         entry.last_seen = Instant::now();
         entry
     }
-
-    fn count_request(&self, request: &Request) {
-        let stats = &self.stats;
-        stats.do_send(Inc::one("downloader/request_count"));
-        stats.do_send(Inc::one(format!(
-            "downloader/request_method_count/{}",
-            request.method
-        )));
-        let header_bytes: usize = request
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
-        let line = request.method.as_str().len() + request.url.as_str().len() + 12;
-        stats.do_send(Inc {
-            key: "downloader/request_bytes".into(),
-            by: (line + header_bytes + request.body.len()) as i64,
-        });
-    }
-
-    fn count_result(stats: &Addr<Stats>, result: &FetchResult) {
-        match result {
-            Ok(r) => {
-                stats.do_send(Inc::one("downloader/response_count"));
-                stats.do_send(Inc::one(format!(
-                    "downloader/response_status_count/{}",
-                    r.status
-                )));
-                let header_bytes: usize = r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| k.as_str().len() + v.len() + 4)
-                    .sum();
-                stats.do_send(Inc {
-                    key: "downloader/response_bytes".into(),
-                    by: (header_bytes + r.body.len() + 17) as i64,
-                });
-            }
-            Err(e) => {
-                stats.do_send(Inc::one("downloader/exception_count"));
-                stats.do_send(Inc::one(format!(
-                    "downloader/exception_type_count/{}",
-                    e.kind()
-                )));
-            }
-        }
-    }
 }
 
 impl Actor for Downloader {
@@ -315,15 +246,32 @@ impl Actor for Downloader {
 }
 
 impl Handler<Fetch> for Downloader {
-    type Result = ResponseActFuture<Self, FetchResult>;
+    type Result = ResponseFuture<Fetched>;
 
-    fn handle(&mut self, msg: Fetch, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Fetch, ctx: &mut Context<Self>) -> Self::Result {
         let request = msg.0;
         self.bus.do_send(Emit(RequestReachedDownloader {
             request: Arc::new(request.clone()),
         }));
-        self.count_request(&request);
-        let stats = self.stats.clone();
+        let middlewares = self.middlewares.clone();
+        let me = ctx.address();
+        Box::pin(async move {
+            middlewares
+                .download(request, |r| async move {
+                    me.send(Transfer(r))
+                        .await
+                        .unwrap_or(Err(DownloadError::Cancelled))
+                })
+                .await
+        })
+    }
+}
+
+impl Handler<Transfer> for Downloader {
+    type Result = ResponseActFuture<Self, FetchResult>;
+
+    fn handle(&mut self, msg: Transfer, _: &mut Context<Self>) -> Self::Result {
+        let request = msg.0;
         let per_ip = self.config.per_ip > 0 && request.meta_str("download_slot").is_none();
         let host = request.url.host_str().unwrap_or("").to_string();
         let port = request.url.port_or_known_default().unwrap_or(80);
@@ -380,7 +328,6 @@ impl Handler<Fetch> for Downloader {
                         e.active = e.active.saturating_sub(1);
                         e.last_seen = Instant::now();
                     }
-                    Downloader::count_result(&stats, &res);
                     res
                 }),
         )

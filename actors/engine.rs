@@ -4,11 +4,10 @@
 //! sends responses to the spider workers and their output to the ItemPipeline and
 //! Scheduler, and decides when the spider is idle and closes it.
 //!
-//! Between the spider and the scheduler it applies what Scrapy's default spider
-//! middlewares do for this kernel — `HttpError` (non-2xx responses go to the errback,
-//! not the callback), `Offsite` (`allowed_domains`) and `Depth` (`DEPTH_LIMIT`,
-//! `DEPTH_PRIORITY`, `request_depth_max`) — as plain functions at the bottom of this
-//! file, until the middleware stack takes them over.
+//! Around the spider it runs the spider middlewares (`SPIDER_MIDDLEWARES`): their
+//! input check before a callback (a refusal sends the request to its errback), their
+//! output and exception chains on what the callback returned, and their start-request
+//! hook on every start request.
 //!
 //! Commands: [`StartEngine`], [`Crawl`], [`CloseSpider`]; query: [`GetEngineStatus`].
 //! Emits `SpiderOpened`, `EngineStarted`, `ResponseReceived`, `SpiderErrored`,
@@ -18,7 +17,7 @@
 //! their parsing and their items finish; then the pipeline, downloader and scheduler
 //! close; `SpiderClosed` is awaited; stats are dumped; `EngineStopped` is awaited.
 
-use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,17 +28,20 @@ use super::downloader::{CloseDownloader, Downloader, Fetch};
 use super::pipeline::{ClosePipeline, ItemPipeline, OpenPipeline, ProcessItem};
 use super::scheduler::{Batch, CloseScheduler, Enqueue, NextRequests, Scheduler};
 use super::signal_bus::{Ask, Emit, EmitAwait, SignalBus};
-use super::slot::FetchResult;
 use super::spider::{Parse, RunErrback, WorkerPool};
-use super::stats::{GetStats, Inc, Max, Stats, StatsMap};
+use super::stats::{GetStats, Inc, Stats, StatsMap};
 use crate::error::{ConfigError, DownloadError};
 use crate::http::{Request, Response};
+use crate::middleware::downloader::Fetched;
+use crate::middleware::spider::SpiderMiddlewares;
 use crate::settings::Settings;
 use crate::signals::{
     CloseReason, EngineStarted, EngineStopped, IdleVote, ResponseReceived, SpiderClosed,
     SpiderErrored, SpiderIdle, SpiderOpened,
 };
-use crate::spider::{CallbackResult, Failure, FailureKind, OutputEntry, Spider, StartRequests};
+use crate::spider::{
+    CallbackResult, Failure, FailureKind, OutputEntry, Spider, SpiderError, StartRequests,
+};
 
 /// Opens the spider and starts crawling.
 #[derive(Debug, Message)]
@@ -103,16 +105,6 @@ pub struct EngineConfig {
     pub concurrent_items: usize,
     /// `SCRAPER_SLOT_MAX_ACTIVE_SIZE`.
     pub max_active_size: usize,
-    /// `DEPTH_LIMIT` (0: none).
-    pub depth_limit: u64,
-    /// `DEPTH_PRIORITY`.
-    pub depth_priority: i64,
-    /// `DEPTH_STATS_VERBOSE`.
-    pub depth_stats_verbose: bool,
-    /// `HTTPERROR_ALLOWED_CODES`.
-    pub httperror_allowed: Vec<u16>,
-    /// `HTTPERROR_ALLOW_ALL`.
-    pub httperror_allow_all: bool,
     /// `STATS_DUMP`.
     pub stats_dump: bool,
 }
@@ -120,23 +112,10 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Reads the settings.
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let mut httperror_allowed = Vec::new();
-        for code in s.get_list("HTTPERROR_ALLOWED_CODES")? {
-            httperror_allowed.push(code.parse().map_err(|_| ConfigError::InvalidValue {
-                key: "HTTPERROR_ALLOWED_CODES".into(),
-                value: code.clone(),
-                expected: "a list of HTTP status codes",
-            })?);
-        }
         Ok(EngineConfig {
             concurrent_requests: s.get_usize("CONCURRENT_REQUESTS")?.max(1),
             concurrent_items: s.get_usize("CONCURRENT_ITEMS")?.max(1),
             max_active_size: s.get_usize("SCRAPER_SLOT_MAX_ACTIVE_SIZE")?.max(1),
-            depth_limit: s.get_usize("DEPTH_LIMIT")? as u64,
-            depth_priority: s.get_i64("DEPTH_PRIORITY")?,
-            depth_stats_verbose: s.get_bool("DEPTH_STATS_VERBOSE")?,
-            httperror_allowed,
-            httperror_allow_all: s.get_bool("HTTPERROR_ALLOW_ALL")?,
             stats_dump: s.get_bool("STATS_DUMP")?,
         })
     }
@@ -157,6 +136,8 @@ pub struct EngineParts {
     pub workers: WorkerPool,
     /// The item pipeline.
     pub pipeline: Addr<ItemPipeline>,
+    /// The spider middlewares.
+    pub spider_mws: SpiderMiddlewares,
     /// The signal bus.
     pub bus: Addr<SignalBus>,
     /// The stats.
@@ -188,7 +169,6 @@ pub struct Engine {
     name: Arc<str>,
     spider: Arc<dyn Spider>,
     cfg: EngineConfig,
-    allowed_domains: Vec<String>,
     scheduler: Addr<Scheduler>,
     downloader: Addr<Downloader>,
     workers: WorkerPool,
@@ -209,7 +189,7 @@ pub struct Engine {
     enqueues: usize,
     pulling: bool,
     asking_idle: bool,
-    offsite_seen: HashSet<String>,
+    spider_mws: Rc<SpiderMiddlewares>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -228,18 +208,10 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine over assembled parts.
     pub fn new(parts: EngineParts) -> Self {
-        let allowed_domains = parts
-            .spider
-            .allowed_domains()
-            .into_iter()
-            .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
-            .filter(|d| !d.is_empty())
-            .collect();
         Engine {
             name: parts.spider.name().into(),
             spider: parts.spider,
             cfg: parts.config,
-            allowed_domains,
             scheduler: parts.scheduler,
             downloader: parts.downloader,
             workers: parts.workers,
@@ -259,7 +231,7 @@ impl Engine {
             enqueues: 0,
             pulling: false,
             asking_idle: false,
-            offsite_seen: HashSet::new(),
+            spider_mws: Rc::new(parts.spider_mws),
         }
     }
 
@@ -334,9 +306,10 @@ impl Engine {
         let mut exhausted = false;
         while batch.len() < self.cfg.concurrent_requests {
             match iter.next() {
-                Some(Ok(mut r)) => {
-                    r.meta.entry("depth").or_insert(0.into());
-                    batch.push(r);
+                Some(Ok(r)) => {
+                    if let Some(r) = self.spider_mws.start_request(r) {
+                        batch.push(r);
+                    }
                 }
                 Some(Err(e)) => {
                     log::error!("Error while obtaining start requests: {e}");
@@ -376,38 +349,27 @@ impl Engine {
 
     fn fetch(&mut self, request: Request, ctx: &mut Context<Self>) {
         self.downloading += 1;
-        // Only a request with an errback needs keeping whole; the log needs less.
-        let keep = request.errback.is_some().then(|| request.clone());
         let label = format!("<{} {}>", request.method, request.url);
         ctx.spawn(self.downloader.send(Fetch(request)).into_actor(self).map(
             move |res, act, ctx| {
                 act.downloading -= 1;
-                let res: FetchResult = res.unwrap_or(Err(DownloadError::Cancelled));
-                act.on_download(res, keep, &label, ctx);
+                match res {
+                    Ok(fetched) => act.on_fetched(fetched, &label, ctx),
+                    Err(e) => act.core_failure("downloader", e, ctx),
+                }
                 act.pump(ctx);
             },
         ));
     }
 
-    fn on_download(
-        &mut self,
-        res: FetchResult,
-        keep: Option<Request>,
-        label: &str,
-        ctx: &mut Context<Self>,
-    ) {
-        match res {
-            Ok(response) => {
+    fn on_fetched(&mut self, fetched: Fetched, label: &str, ctx: &mut Context<Self>) {
+        match fetched {
+            Fetched::Response(response) => {
                 let response = Arc::new(response);
                 log::debug!(
                     "Crawled ({}) {label} (referer: {}){}",
                     response.status,
-                    response
-                        .request
-                        .headers
-                        .get("referer")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("None"),
+                    referer(&response.request),
                     if response.flags.is_empty() {
                         String::new()
                     } else {
@@ -417,95 +379,84 @@ impl Engine {
                 self.bus.do_send(Emit(ResponseReceived {
                     response: response.clone(),
                 }));
-                if self.status_allowed(&response) {
-                    self.parse(response, ctx);
-                } else {
-                    log::info!(
-                        "Ignoring response <{} {}>: HTTP status code is not handled or not allowed",
-                        response.status,
-                        response.url
-                    );
-                    self.inc("httperror/response_ignored_count");
-                    self.inc(format!(
-                        "httperror/response_ignored_status_count/{}",
-                        response.status
-                    ));
-                    if let Some(name) = response.request.errback.clone() {
-                        let failure = Failure {
-                            request: response.request.clone(),
-                            error: FailureKind::HttpError(response.clone()),
-                        };
-                        self.errback(name, failure, Some(response), ctx);
-                    }
-                }
+                self.scrape(response, ctx);
             }
-            Err(e) => {
-                if matches!(e, DownloadError::Cancelled) && matches!(self.phase, Phase::Closing(_))
-                {
-                    log::debug!("Download of {label} cancelled by shutdown");
-                } else {
-                    log::error!("Error downloading {label}: {e}");
-                }
-                if let Some(request) = keep {
-                    if let Some(name) = request.errback.clone() {
-                        let failure = Failure {
-                            request,
-                            error: FailureKind::Download(e),
-                        };
-                        self.errback(name, failure, None, ctx);
+            Fetched::Reschedule(request) => self.enqueue(vec![request], ctx),
+            Fetched::Failed(request, e) => {
+                match &e {
+                    DownloadError::Ignored(why) => log::debug!("Ignored {label}: {why}"),
+                    DownloadError::Cancelled if matches!(self.phase, Phase::Closing(_)) => {
+                        log::debug!("Download of {label} cancelled by shutdown")
                     }
+                    _ => log::error!("Error downloading {label}: {e}"),
+                }
+                if let Some(name) = request.errback.clone() {
+                    let failure = Failure {
+                        request,
+                        error: FailureKind::Download(e),
+                    };
+                    self.parsing += 1;
+                    self.run_errback(name, failure, None, 0, ctx);
                 }
             }
         }
     }
 
-    /// Scrapy's HttpError middleware: 2xx, or allowed by meta or settings.
-    fn status_allowed(&self, response: &Response) -> bool {
-        let status = response.status;
-        if (200..300).contains(&status) {
-            return true;
-        }
-        let meta = &response.request.meta;
-        if response.request.meta_bool("handle_httpstatus_all") || self.cfg.httperror_allow_all {
-            return true;
-        }
-        if let Some(list) = meta
-            .get("handle_httpstatus_list")
-            .and_then(|v| v.as_array())
-        {
-            return list.iter().any(|v| v.as_u64() == Some(u64::from(status)));
-        }
-        self.cfg.httperror_allowed.contains(&status)
-    }
-
-    fn parse(&mut self, response: Arc<Response>, ctx: &mut Context<Self>) {
+    /// A response on its way to the spider: spider middlewares' input, then the
+    /// callback — or, when the input is refused, the errback.
+    fn scrape(&mut self, response: Arc<Response>, ctx: &mut Context<Self>) {
         let bytes = response.body.len();
         self.parsing += 1;
         self.active_bytes += bytes;
+        let mws = self.spider_mws.clone();
+        let resp = response.clone();
+        ctx.spawn(async move { mws.input(&resp).await }.into_actor(self).map(
+            move |res, act, ctx| match res {
+                Ok(()) => act.run_callback(response, bytes, ctx),
+                Err(kind) => match response.request.errback.clone() {
+                    Some(name) => {
+                        let failure = Failure {
+                            request: response.request.clone(),
+                            error: kind,
+                        };
+                        act.run_errback(name, failure, Some(response), bytes, ctx);
+                    }
+                    None => {
+                        act.parsing -= 1;
+                        act.active_bytes -= bytes;
+                        act.pump(ctx);
+                    }
+                },
+            },
+        ));
+    }
+
+    fn run_callback(&mut self, response: Arc<Response>, bytes: usize, ctx: &mut Context<Self>) {
         let worker = self.workers.pick();
-        let parent = response.clone();
         ctx.spawn(
             worker
-                .send(Parse { response })
+                .send(Parse {
+                    response: response.clone(),
+                })
                 .into_actor(self)
                 .map(move |res, act, ctx| {
-                    let res = res.unwrap_or_else(|e| {
-                        Err(crate::spider::SpiderError::new("WorkerGone", e.to_string()))
-                    });
-                    act.on_output(&parent.request.clone(), Some(parent), bytes, res, ctx);
-                    act.pump(ctx);
+                    let res =
+                        res.unwrap_or_else(|e| Err(SpiderError::new("WorkerGone", e.to_string())));
+                    let parent = response.request.clone();
+                    act.on_output(parent, Some(response), bytes, res, ctx);
                 }),
         );
     }
 
-    fn errback(
+    /// Runs an errback; the caller has counted the job in `parsing` already.
+    fn run_errback(
         &mut self,
         name: String,
         failure: Failure,
         response: Option<Arc<Response>>,
+        bytes: usize,
         ctx: &mut Context<Self>,
     ) {
-        self.parsing += 1;
         let worker = self.workers.pick();
         let request = failure.request.clone();
         ctx.spawn(
@@ -513,61 +464,72 @@ impl Engine {
                 .send(RunErrback { name, failure })
                 .into_actor(self)
                 .map(move |res, act, ctx| {
-                    let res = res.unwrap_or_else(|e| {
-                        Err(crate::spider::SpiderError::new("WorkerGone", e.to_string()))
-                    });
-                    act.on_output(&request, response, 0, res, ctx);
-                    act.pump(ctx);
+                    let res =
+                        res.unwrap_or_else(|e| Err(SpiderError::new("WorkerGone", e.to_string())));
+                    act.on_output(request, response, bytes, res, ctx);
                 }),
         );
     }
 
+    /// A callback's result through the spider middlewares' output (or exception)
+    /// chain, then items to the pipeline and requests to the scheduler.
     fn on_output(
         &mut self,
-        parent: &Request,
+        parent: Request,
         response: Option<Arc<Response>>,
         bytes: usize,
         res: CallbackResult,
         ctx: &mut Context<Self>,
     ) {
-        self.parsing -= 1;
-        self.active_bytes -= bytes;
-        match res {
-            Ok(output) => {
-                let mut requests = Vec::new();
-                for entry in output.into_entries() {
-                    match entry {
-                        OutputEntry::Item(item) => self.process_item(item, response.clone(), ctx),
-                        OutputEntry::Request(r) => {
-                            if let Some(r) = self.filter_child(parent, r) {
-                                requests.push(r);
+        let mws = self.spider_mws.clone();
+        let resp = response.clone();
+        let fut = async move {
+            let resp = resp.as_deref();
+            match res {
+                Ok(output) => Ok(mws.output(resp, &parent, output.into_entries()).await),
+                Err(e) => match mws.exception(resp, &parent, &e).await {
+                    Some(entries) => Ok(entries),
+                    None => Err(e),
+                },
+            }
+            .map_err(|e| (e, parent.clone()))
+            .map(|entries| (entries, parent))
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.parsing -= 1;
+            act.active_bytes -= bytes;
+            match res {
+                Ok((entries, _)) => {
+                    let mut requests = Vec::new();
+                    for entry in entries {
+                        match entry {
+                            OutputEntry::Item(item) => {
+                                act.process_item(item, response.clone(), ctx)
                             }
+                            OutputEntry::Request(r) => requests.push(r),
                         }
                     }
+                    if !requests.is_empty() {
+                        act.enqueue(requests, ctx);
+                    }
                 }
-                if !requests.is_empty() {
-                    self.enqueue(requests, ctx);
+                Err((e, parent)) => {
+                    log::error!(
+                        "Spider error processing <{} {}> (referer: {}): {e}",
+                        parent.method,
+                        parent.url,
+                        referer(&parent),
+                    );
+                    act.inc(format!("spider_exceptions/{}", e.kind));
+                    act.bus.do_send(Emit(SpiderErrored {
+                        error: e,
+                        response,
+                        request: Arc::new(parent),
+                    }));
                 }
             }
-            Err(e) => {
-                log::error!(
-                    "Spider error processing <{} {}> (referer: {}): {e}",
-                    parent.method,
-                    parent.url,
-                    parent
-                        .headers
-                        .get("referer")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("None"),
-                );
-                self.inc(format!("spider_exceptions/{}", e.kind));
-                self.bus.do_send(Emit(SpiderErrored {
-                    error: e,
-                    response,
-                    request: Arc::new(parent.clone()),
-                }));
-            }
-        }
+            act.pump(ctx);
+        }));
     }
 
     fn process_item(
@@ -586,48 +548,6 @@ impl Engine {
                     act.pump(ctx);
                 }),
         );
-    }
-
-    /// Offsite and depth rules for a request a callback produced.
-    fn filter_child(&mut self, parent: &Request, mut child: Request) -> Option<Request> {
-        if !child.dont_filter && !self.allowed_domains.is_empty() {
-            let host = child.url.host_str().unwrap_or("").to_ascii_lowercase();
-            if !url_is_from_any_domain(&host, &self.allowed_domains) {
-                if self.offsite_seen.insert(host.clone()) {
-                    log::debug!(
-                        "Filtered offsite request to '{host}': <{} {}>",
-                        child.method,
-                        child.url
-                    );
-                    self.inc("offsite/domains");
-                }
-                self.inc("offsite/filtered");
-                return None;
-            }
-        }
-        let depth = parent.depth() + 1;
-        child.meta.insert("depth".into(), depth.into());
-        if self.cfg.depth_priority != 0 {
-            let adjust = (depth as i64).saturating_mul(self.cfg.depth_priority);
-            child.priority =
-                (i64::from(child.priority) - adjust).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        }
-        if self.cfg.depth_limit > 0 && depth > self.cfg.depth_limit {
-            log::debug!(
-                "Ignoring link (depth > {}): {}",
-                self.cfg.depth_limit,
-                child.url
-            );
-            return None;
-        }
-        if self.cfg.depth_stats_verbose {
-            self.inc(format!("request_depth_count/{depth}"));
-        }
-        self.stats.do_send(Max {
-            key: "request_depth_max".into(),
-            value: depth as f64,
-        });
-        Some(child)
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
@@ -727,15 +647,13 @@ impl Engine {
     }
 }
 
-/// Whether `host` is one of `domains` or a subdomain of one (Scrapy's
-/// `url_is_from_any_domain`).
-fn url_is_from_any_domain(host: &str, domains: &[String]) -> bool {
-    domains.iter().any(|d| {
-        host == d
-            || (host.len() > d.len()
-                && host.ends_with(d.as_str())
-                && host.as_bytes()[host.len() - d.len() - 1] == b'.')
-    })
+/// The `Referer` header of a request, for logs.
+fn referer(request: &Request) -> &str {
+    request
+        .headers
+        .get("referer")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("None")
 }
 
 impl Actor for Engine {
@@ -805,20 +723,5 @@ impl Handler<GetEngineStatus> for Engine {
                 _ => None,
             },
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Subdomains match, look-alike suffixes do not.
-    #[test]
-    fn offsite_matching() {
-        let d = vec!["example.com".to_string()];
-        assert!(url_is_from_any_domain("example.com", &d));
-        assert!(url_is_from_any_domain("www.example.com", &d));
-        assert!(!url_is_from_any_domain("badexample.com", &d));
-        assert!(!url_is_from_any_domain("example.com.evil", &d));
     }
 }

@@ -135,7 +135,10 @@ impl Handler<Enqueue> for Scheduler {
             self.queue.push(request);
             accepted += 1;
         }
-        self.count(&["scheduler/enqueued/memory", "scheduler/enqueued"], accepted);
+        self.count(
+            &["scheduler/enqueued/memory", "scheduler/enqueued"],
+            accepted,
+        );
         self.count(&["dupefilter/filtered"], filtered);
         Batch {
             requests: Vec::new(),

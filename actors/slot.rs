@@ -339,11 +339,6 @@ async fn transfer(
         for (k, v) in &request.headers {
             headers.append(k.clone(), v.clone());
         }
-        for (k, v) in &config.default_headers {
-            if !headers.contains_key(k) {
-                headers.insert(k.clone(), v.clone());
-            }
-        }
     }
     let maxsize = request
         .meta

@@ -21,6 +21,10 @@ use crate::error::ConfigError;
 use crate::extension::{
     start_extensions, ComponentHandle, CrawlerHandle, ExtensionRegistry, Registry,
 };
+use crate::middleware::downloader::{
+    DownloaderMiddleware, DownloaderMiddlewareRegistry, DownloaderMiddlewares,
+};
+use crate::middleware::spider::{SpiderMiddleware, SpiderMiddlewareRegistry, SpiderMiddlewares};
 use crate::pipeline::ItemPipeline as Stage;
 use crate::settings::{Priority, Settings};
 use crate::signals::CloseReason;
@@ -44,6 +48,91 @@ pub enum CrawlError {
     EngineGone,
 }
 
+/// Every component registry a crawl builds from: extensions, item pipeline stages,
+/// downloader and spider middlewares — the built-ins plus whatever the user
+/// registered. Settings (`EXTENSIONS`, `ITEM_PIPELINES`, `DOWNLOADER_MIDDLEWARES`,
+/// `SPIDER_MIDDLEWARES`) decide which are enabled and in what order.
+#[derive(Debug, Clone)]
+pub struct Components {
+    /// Extensions by name.
+    pub extensions: ExtensionRegistry,
+    /// Pipeline stages by name.
+    pub pipelines: PipelineRegistry,
+    /// Downloader middlewares by name.
+    pub downloader_middlewares: DownloaderMiddlewareRegistry,
+    /// Spider middlewares by name.
+    pub spider_middlewares: SpiderMiddlewareRegistry,
+}
+
+impl Default for Components {
+    fn default() -> Self {
+        Components {
+            extensions: extensions::builtin(),
+            pipelines: PipelineRegistry::default(),
+            downloader_middlewares: crate::middleware::builtin_downloader(),
+            spider_middlewares: crate::middleware::builtin_spider(),
+        }
+    }
+}
+
+/// Registration methods shared by [`Crawler`] and [`CrawlerProcess`].
+macro_rules! component_builders {
+    () => {
+        /// Registers an extension factory under `name`; enable it with `EXTENSIONS`.
+        pub fn extension(
+            mut self,
+            name: &str,
+            factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError>
+                + Send
+                + Sync
+                + 'static,
+        ) -> Self {
+            self.components.extensions.register(name, factory);
+            self
+        }
+
+        /// Registers a pipeline stage factory under `name`; enable it with `ITEM_PIPELINES`.
+        pub fn pipeline(
+            mut self,
+            name: &str,
+            factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError>
+                + Send
+                + Sync
+                + 'static,
+        ) -> Self {
+            self.components.pipelines.insert(name, Arc::new(factory));
+            self
+        }
+
+        /// Registers a downloader middleware under `name`; enable it with
+        /// `DOWNLOADER_MIDDLEWARES`.
+        pub fn downloader_middleware(
+            mut self,
+            name: &str,
+            factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn DownloaderMiddleware>>, ConfigError>
+                + Send
+                + Sync
+                + 'static,
+        ) -> Self {
+            self.components.downloader_middlewares.register(name, factory);
+            self
+        }
+
+        /// Registers a spider middleware under `name`; enable it with `SPIDER_MIDDLEWARES`.
+        pub fn spider_middleware(
+            mut self,
+            name: &str,
+            factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn SpiderMiddleware>>, ConfigError>
+                + Send
+                + Sync
+                + 'static,
+        ) -> Self {
+            self.components.spider_middlewares.register(name, factory);
+            self
+        }
+    };
+}
+
 /// One spider's crawl.
 ///
 /// ```no_run
@@ -61,8 +150,7 @@ pub enum CrawlError {
 pub struct Crawler {
     spider: Arc<dyn Spider>,
     settings: Settings,
-    extensions: ExtensionRegistry,
-    pipelines: PipelineRegistry,
+    components: Components,
     control: Option<oneshot::Sender<Recipient<CloseSpider>>>,
 }
 
@@ -87,46 +175,16 @@ impl Crawler {
         Crawler {
             spider,
             settings,
-            extensions: extensions::builtin(),
-            pipelines: PipelineRegistry::default(),
+            components: Components::default(),
             control: None,
         }
     }
 
-    /// Registers an extension factory under `name`; enable it with `EXTENSIONS`.
-    pub fn extension(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.extensions.register(name, factory);
-        self
-    }
+    component_builders!();
 
-    /// Registers a pipeline stage factory under `name`; enable it with `ITEM_PIPELINES`.
-    pub fn pipeline(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.pipelines.insert(name, Arc::new(factory));
-        self
-    }
-
-    /// Replaces both registries (used by [`CrawlerProcess`]).
-    pub fn with_registries(
-        mut self,
-        extensions: ExtensionRegistry,
-        pipelines: PipelineRegistry,
-    ) -> Self {
-        self.extensions = extensions;
-        self.pipelines = pipelines;
+    /// Replaces every registry (used by [`CrawlerProcess`]).
+    pub fn with_components(mut self, components: Components) -> Self {
+        self.components = components;
         self
     }
 
@@ -156,41 +214,50 @@ impl Crawler {
         let bus = bus_actor.start();
         let stats = Stats::new().start();
         let scheduler = Scheduler::from_settings(&settings, bus.clone(), stats.clone())?.start();
-        let downloader = Downloader::new(
-            DownloaderConfig::from_settings(&settings)?,
-            bus.clone(),
-            counts,
-            stats.clone(),
-        )
-        .start();
+        let downloader_config = DownloaderConfig::from_settings(&settings)?;
         let engine_config = EngineConfig::from_settings(&settings)?;
-        let workers = WorkerPool::start(self.spider.clone(), settings.get_usize("SPIDER_WORKERS")?);
 
+        // Engine and Downloader addresses exist before the actors, so that the handle
+        // components are built from can reach both.
         let (done_tx, done_rx) = oneshot::channel();
         let engine_ctx = Context::<Engine>::new();
         let engine_addr = engine_ctx.address();
+        let downloader_ctx = Context::<Downloader>::new();
+        let downloader = downloader_ctx.address();
         let handle = CrawlerHandle {
             settings: settings.clone(),
+            spider: self.spider.clone(),
             spider_name: name.clone(),
             signals: bus.clone(),
             stats: stats.clone(),
             close_spider: engine_addr.clone().recipient(),
             crawl: engine_addr.clone().recipient(),
+            fetch: downloader.clone().recipient(),
             set_slot_delay: downloader.clone().recipient(),
         };
-
+        let c = &self.components;
+        let downloader_mws =
+            DownloaderMiddlewares::from_crawler(&c.downloader_middlewares, &handle)?;
+        let spider_mws = SpiderMiddlewares::from_crawler(&c.spider_middlewares, &handle)?;
         let mut stages = Vec::new();
         for (stage_name, _) in settings.get_component_orders("ITEM_PIPELINES")? {
-            let factory = self.pipelines.get(&stage_name).ok_or_else(|| {
+            let factory = c.pipelines.get(&stage_name).ok_or_else(|| {
                 ConfigError::Invalid(format!("ITEM_PIPELINES: no pipeline named {stage_name:?}"))
             })?;
             if let Some(stage) = factory(&handle)? {
                 stages.push((stage_name, stage));
             }
         }
+        let ext_handles = start_extensions(&c.extensions, &handle)?;
         let pipeline =
             ItemPipeline::new(stages, settings.get_usize("CONCURRENT_ITEMS")?, bus.clone()).start();
-        let ext_handles = start_extensions(&self.extensions, &handle)?;
+        let workers = WorkerPool::start(self.spider.clone(), settings.get_usize("SPIDER_WORKERS")?);
+        downloader_ctx.run(Downloader::new(
+            downloader_config,
+            bus.clone(),
+            counts,
+            downloader_mws,
+        ));
 
         engine_ctx.run(Engine::new(EngineParts {
             spider: self.spider.clone(),
@@ -199,6 +266,7 @@ impl Crawler {
             downloader,
             workers,
             pipeline,
+            spider_mws,
             bus,
             stats,
             done: done_tx,
@@ -232,8 +300,7 @@ impl Crawler {
 pub struct CrawlerProcess {
     settings: Settings,
     crawlers: Vec<Crawler>,
-    extensions: ExtensionRegistry,
-    pipelines: PipelineRegistry,
+    components: Components,
     handle_signals: bool,
 }
 
@@ -251,8 +318,7 @@ impl CrawlerProcess {
         CrawlerProcess {
             settings,
             crawlers: Vec::new(),
-            extensions: extensions::builtin(),
-            pipelines: PipelineRegistry::default(),
+            components: Components::default(),
             handle_signals: true,
         }
     }
@@ -271,31 +337,7 @@ impl CrawlerProcess {
         self
     }
 
-    /// Registers an extension for every crawler.
-    pub fn extension(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.extensions.register(name, factory);
-        self
-    }
-
-    /// Registers a pipeline stage for every crawler.
-    pub fn pipeline(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn Stage>>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.pipelines.insert(name, Arc::new(factory));
-        self
-    }
+    component_builders!();
 
     /// Whether SIGINT/SIGTERM are handled (default true).
     pub fn handle_signals(mut self, yes: bool) -> Self {
@@ -316,8 +358,7 @@ impl CrawlerProcess {
     fn run(self, sequential: bool) -> Vec<Result<StatsMap, CrawlError>> {
         let CrawlerProcess {
             crawlers,
-            extensions,
-            pipelines,
+            components,
             handle_signals,
             ..
         } = self;
@@ -330,7 +371,7 @@ impl CrawlerProcess {
             }
             let mut futures = Vec::new();
             for c in crawlers {
-                let mut c = c.with_registries(extensions.clone(), pipelines.clone());
+                let mut c = c.with_components(components.clone());
                 let rx = c.control();
                 let tx = ctl_tx.clone();
                 actix_rt::spawn(async move {
@@ -377,7 +418,14 @@ async fn shutdown_on_signals(
     let mut received = 0;
     loop {
         let name = tokio::select! {
-            Some(r) = engines.recv() => { known.push(r); continue; }
+            Some(r) = engines.recv() => {
+                // An engine that registers after the first signal closes at once.
+                if received > 0 {
+                    r.do_send(CloseSpider { reason: CloseReason::Shutdown });
+                }
+                known.push(r);
+                continue;
+            }
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
         };

@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::actors::downloader::SetSlotDelay;
+use crate::actors::downloader::{Fetch, SetSlotDelay};
 use crate::actors::engine::{CloseSpider, Crawl};
 use crate::actors::signal_bus::{Emit, EmitAwait, SignalBus, Subscribe};
 use crate::actors::stats::Stats;
 use crate::error::ConfigError;
 use crate::settings::Settings;
 use crate::signals::Signal;
+use crate::spider::Spider;
 
 /// Everything a component may use of the crawler it belongs to.
 ///
@@ -30,6 +31,8 @@ use crate::signals::Signal;
 pub struct CrawlerHandle {
     /// The crawler's final settings.
     pub settings: Arc<Settings>,
+    /// The spider (for Scrapy's `getattr(spider, ...)` look-ups: [`Spider::attr`]).
+    pub spider: Arc<dyn Spider>,
     /// The spider's name.
     pub spider_name: Arc<str>,
     /// The signal bus.
@@ -40,6 +43,9 @@ pub struct CrawlerHandle {
     pub close_spider: Recipient<CloseSpider>,
     /// Schedules a request (Scrapy's `engine.crawl`).
     pub crawl: Recipient<Crawl>,
+    /// Downloads a request through the downloader and its middlewares (Scrapy's
+    /// `engine.download`; how RobotsTxt fetches robots.txt).
+    pub fetch: Recipient<Fetch>,
     /// Sets a download slot's delay (AutoThrottle's lever).
     pub set_slot_delay: Recipient<SetSlotDelay>,
 }

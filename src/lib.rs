@@ -35,6 +35,7 @@
 //! - [`signals`]: every signal message, in one place (Scrapy's `scrapy.signals`).
 //! - [`spider`]: the `Spider` trait, callbacks by name, `Output`.
 //! - [`selector`]: CSS selectors (`::text`, `::attr(x)`) on top of the `select` crate.
+//! - [`middleware`]: downloader and spider middleware traits, chains and the built-in stack.
 //! - [`pipeline`]: the `ItemPipeline` stage trait and `DropItem`.
 //! - [`queue`]: request priority queues (DFO / BFO).
 //! - [`dupefilter`]: duplicate request filters.
@@ -54,6 +55,7 @@ pub mod error;
 pub mod extension;
 pub mod http;
 pub mod item;
+pub mod middleware;
 pub mod pipeline;
 pub mod queue;
 pub mod selector;

@@ -116,6 +116,15 @@ pub trait Spider: Send + Sync + 'static {
         Err(SpiderError::unknown_callback(name))
     }
 
+    /// A spider attribute by name — what Scrapy components read with
+    /// `getattr(spider, name)`: `http_user`, `http_pass`, `http_auth_domain`,
+    /// `user_agent`, `download_timeout`, `handle_httpstatus_list`, ... `None` when the
+    /// spider does not set it (the setting applies).
+    fn attr(&self, name: &str) -> Option<Value> {
+        let _ = name;
+        None
+    }
+
     /// Persistent spider state (Scrapy's `spider.state`), if the spider keeps one.
     fn state(&self) -> Option<&State> {
         None
@@ -293,6 +302,8 @@ pub enum FailureKind {
     Download(DownloadError),
     /// The response's status is not handled (Scrapy's `HttpError`).
     HttpError(Arc<Response>),
+    /// A spider middleware refused the response for another reason.
+    Refused(SpiderError),
 }
 
 impl Failure {
@@ -301,6 +312,7 @@ impl Failure {
         match &self.error {
             FailureKind::Download(e) => e.kind(),
             FailureKind::HttpError(_) => "HttpError",
+            FailureKind::Refused(e) => &e.kind,
         }
     }
 
@@ -308,7 +320,7 @@ impl Failure {
     pub fn response(&self) -> Option<&Response> {
         match &self.error {
             FailureKind::HttpError(r) => Some(r),
-            FailureKind::Download(_) => None,
+            FailureKind::Download(_) | FailureKind::Refused(_) => None,
         }
     }
 }
@@ -322,6 +334,7 @@ impl std::fmt::Display for Failure {
                 "Ignoring response <{} {}>: HTTP status code is not handled or not allowed",
                 r.status, r.url
             ),
+            FailureKind::Refused(e) => write!(f, "{} refused: {e}", self.request.url),
         }
     }
 }

@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use arachne::actors::downloader::SetSlotDelay;
+use arachne::actors::downloader::{Fetch, SetSlotDelay};
 use arachne::actors::engine::{CloseSpider as CloseCommand, Crawl};
 use arachne::actors::extensions::closespider::CloseSpider;
 use arachne::actors::extensions::throttle::AutoThrottle;
 use arachne::actors::signal_bus::{EmitAwait, SignalBus, SubscriberCounts};
 use arachne::actors::stats::Stats;
 use arachne::error::ConfigError;
+use arachne::error::DownloadError;
 use arachne::extension::{ComponentHandle, CrawlerHandle};
 use arachne::http::{Request, Response};
 use arachne::item::Item;
+use arachne::middleware::downloader::Fetched;
 use arachne::settings::Settings;
 use arachne::signals::{
     CloseReason, ItemScraped, ResponseDownloaded, ResponseReceived, Signal, SpiderClosed,
@@ -54,6 +56,30 @@ impl Handler<SetSlotDelay> for Probe {
     type Result = ();
     fn handle(&mut self, msg: SetSlotDelay, _: &mut Context<Self>) {
         self.delays.push(msg);
+    }
+}
+
+/// Extensions never download; the probe answers that it won't.
+impl Handler<Fetch> for Probe {
+    type Result = Fetched;
+    fn handle(&mut self, msg: Fetch, _: &mut Context<Self>) -> Fetched {
+        Fetched::Failed(
+            msg.0,
+            DownloadError::Ignored("no downloader in this test".into()),
+        )
+    }
+}
+
+/// A spider to put in the handle; it is never run.
+struct Idle;
+
+#[arachne::async_trait(?Send)]
+impl arachne::spider::Spider for Idle {
+    fn name(&self) -> &str {
+        "test"
+    }
+    async fn parse(&self, _: &Response) -> arachne::spider::CallbackResult {
+        Ok(arachne::spider::Output::new())
     }
 }
 
@@ -106,11 +132,13 @@ impl Harness {
         let probe = Probe::default().start();
         let crawler = CrawlerHandle {
             settings: Arc::new(settings),
+            spider: Arc::new(Idle),
             spider_name: "test".into(),
             signals: bus.start(),
             stats: Stats::new().start(),
             close_spider: probe.clone().recipient(),
             crawl: probe.clone().recipient(),
+            fetch: probe.clone().recipient(),
             set_slot_delay: probe.clone().recipient(),
         };
         Harness {

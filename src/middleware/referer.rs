@@ -1,0 +1,263 @@
+//! RefererMiddleware (order 700): sets the `Referer` header of requests a callback
+//! yields, from the response they were found on, following a W3C referrer policy as
+//! Scrapy's does. The policy is, by precedence: meta `referrer_policy`, the response's
+//! `Referrer-Policy` header, `REFERRER_POLICY` (default Scrapy's `DefaultReferrerPolicy`:
+//! `no-referrer-when-downgrade`, and nothing from `file:`/`s3:`/local schemes).
+//! `REFERER_ENABLED = false` disables it. A request that already has a `Referer` keeps it.
+//!
+//! Accepted policy names: `no-referrer`, `no-referrer-when-downgrade`, `same-origin`,
+//! `origin`, `strict-origin`, `origin-when-cross-origin`,
+//! `strict-origin-when-cross-origin`, `unsafe-url`, `scrapy-default`, or Scrapy's class
+//! paths (`scrapy.spidermiddlewares.referer.SameOriginPolicy`, ...).
+
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::extension::CrawlerHandle;
+use crate::http::{HeaderValue, Request, Response};
+use crate::middleware::spider::SpiderMiddleware;
+use crate::spider::OutputEntry;
+
+/// A referrer policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Never send.
+    NoReferrer,
+    /// Full URL, except from HTTPS to HTTP.
+    NoReferrerWhenDowngrade,
+    /// Full URL to the same origin only.
+    SameOrigin,
+    /// The origin, always.
+    Origin,
+    /// The origin, except from HTTPS to HTTP.
+    StrictOrigin,
+    /// Full URL to the same origin, the origin elsewhere.
+    OriginWhenCrossOrigin,
+    /// Like `OriginWhenCrossOrigin`, nothing from HTTPS to HTTP.
+    StrictOriginWhenCrossOrigin,
+    /// Full URL, always.
+    UnsafeUrl,
+    /// Scrapy's default: `NoReferrerWhenDowngrade`, nothing from `file:`/`s3:`.
+    ScrapyDefault,
+}
+
+impl Policy {
+    /// Parses a policy name or Scrapy class path.
+    pub fn from_name(name: &str) -> Option<Policy> {
+        let n = name.trim().to_ascii_lowercase();
+        let last = n.rsplit('.').next().unwrap_or(&n);
+        Some(match last {
+            "no-referrer" | "noreferrerpolicy" => Policy::NoReferrer,
+            "no-referrer-when-downgrade" | "noreferrerwhendowngradepolicy" => {
+                Policy::NoReferrerWhenDowngrade
+            }
+            "same-origin" | "sameoriginpolicy" => Policy::SameOrigin,
+            "origin" | "originpolicy" => Policy::Origin,
+            "strict-origin" | "strictoriginpolicy" => Policy::StrictOrigin,
+            "origin-when-cross-origin" | "originwhencrossoriginpolicy" => {
+                Policy::OriginWhenCrossOrigin
+            }
+            "strict-origin-when-cross-origin" | "strictoriginwhencrossoriginpolicy" => {
+                Policy::StrictOriginWhenCrossOrigin
+            }
+            "unsafe-url" | "unsafeurlpolicy" => Policy::UnsafeUrl,
+            "scrapy-default" | "defaultreferrerpolicy" => Policy::ScrapyDefault,
+            _ => return None,
+        })
+    }
+
+    /// The `Referer` value for a request to `target` found on `source`, if any.
+    pub fn referrer(self, source: &Url, target: &Url) -> Option<String> {
+        const LOCAL: [&str; 4] = ["about", "blob", "data", "filesystem"];
+        if LOCAL.contains(&source.scheme()) {
+            return None;
+        }
+        let downgrade = is_tls(source) && !is_tls(target);
+        let same_origin = source.origin() == target.origin();
+        let full = || strip(source, false);
+        let origin = || strip(source, true);
+        match self {
+            Policy::NoReferrer => None,
+            Policy::NoReferrerWhenDowngrade => (!downgrade).then(full).flatten(),
+            Policy::ScrapyDefault => {
+                if matches!(source.scheme(), "file" | "s3") {
+                    None
+                } else {
+                    (!downgrade).then(full).flatten()
+                }
+            }
+            Policy::SameOrigin => same_origin.then(full).flatten(),
+            Policy::Origin => origin(),
+            Policy::StrictOrigin => (!downgrade).then(origin).flatten(),
+            Policy::OriginWhenCrossOrigin => {
+                if same_origin {
+                    full()
+                } else {
+                    origin()
+                }
+            }
+            Policy::StrictOriginWhenCrossOrigin => {
+                if same_origin {
+                    full()
+                } else if downgrade {
+                    None
+                } else {
+                    origin()
+                }
+            }
+            Policy::UnsafeUrl => full(),
+        }
+    }
+}
+
+fn is_tls(u: &Url) -> bool {
+    matches!(u.scheme(), "https" | "ftps")
+}
+
+/// The URL without credentials and fragment, or just its origin with a `/` path.
+fn strip(u: &Url, origin_only: bool) -> Option<String> {
+    if !matches!(u.scheme(), "http" | "https" | "ftp" | "ftps") {
+        return None;
+    }
+    let mut u = u.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_fragment(None);
+    if origin_only {
+        u.set_path("/");
+        u.set_query(None);
+    }
+    Some(u.to_string())
+}
+
+/// The middleware.
+#[derive(Debug)]
+pub struct RefererMiddleware {
+    default: Policy,
+}
+
+impl RefererMiddleware {
+    /// Not configured when `REFERER_ENABLED` is false; an unknown `REFERRER_POLICY`
+    /// is an error naming it.
+    pub fn from_crawler(
+        crawler: &CrawlerHandle,
+    ) -> Result<Option<Box<dyn SpiderMiddleware>>, ConfigError> {
+        let s = &crawler.settings;
+        if !s.get_bool("REFERER_ENABLED")? {
+            return Ok(None);
+        }
+        let name = s.get_str("REFERRER_POLICY");
+        let default = Policy::from_name(&name).ok_or_else(|| ConfigError::InvalidValue {
+            key: "REFERRER_POLICY".into(),
+            value: name.clone(),
+            expected: "a referrer policy name (no-referrer, same-origin, ...)",
+        })?;
+        Ok(Some(Box::new(RefererMiddleware { default })))
+    }
+
+    fn policy(&self, response: Option<&Response>, request: &Request) -> Policy {
+        if let Some(p) = request
+            .meta_str("referrer_policy")
+            .and_then(Policy::from_name)
+        {
+            return p;
+        }
+        let header = response
+            .and_then(|r| r.headers.get("referrer-policy"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').rev().find_map(Policy::from_name));
+        header.unwrap_or(self.default)
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl SpiderMiddleware for RefererMiddleware {
+    async fn process_spider_output(
+        &self,
+        response: Option<&Response>,
+        parent: &Request,
+        mut output: Vec<OutputEntry>,
+    ) -> Vec<OutputEntry> {
+        let source = response.map_or(&parent.url, |r| &r.url);
+        for entry in &mut output {
+            if let OutputEntry::Request(r) = entry {
+                if r.headers.contains_key("referer") {
+                    continue;
+                }
+                let policy = self.policy(response, r);
+                if let Some(v) = policy
+                    .referrer(source, &r.url)
+                    .and_then(|v| HeaderValue::from_str(&v).ok())
+                {
+                    r.headers.insert(awc::http::header::REFERER, v);
+                }
+            }
+        }
+        output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    /// Each policy gives what the W3C table says.
+    #[test]
+    fn policies() {
+        let https = u("https://user:pw@a.com/p?q=1#frag");
+        let same = u("https://a.com/other");
+        let cross = u("https://b.com/");
+        let http = u("http://a.com/");
+        assert_eq!(Policy::NoReferrer.referrer(&https, &same), None);
+        assert_eq!(
+            Policy::ScrapyDefault.referrer(&https, &same).as_deref(),
+            Some("https://a.com/p?q=1")
+        );
+        assert_eq!(Policy::ScrapyDefault.referrer(&https, &http), None);
+        assert_eq!(Policy::SameOrigin.referrer(&https, &cross), None);
+        assert_eq!(
+            Policy::Origin.referrer(&https, &cross).as_deref(),
+            Some("https://a.com/")
+        );
+        assert_eq!(Policy::StrictOrigin.referrer(&https, &http), None);
+        assert_eq!(
+            Policy::OriginWhenCrossOrigin
+                .referrer(&https, &same)
+                .as_deref(),
+            Some("https://a.com/p?q=1")
+        );
+        assert_eq!(
+            Policy::OriginWhenCrossOrigin
+                .referrer(&https, &cross)
+                .as_deref(),
+            Some("https://a.com/")
+        );
+        assert_eq!(
+            Policy::StrictOriginWhenCrossOrigin.referrer(&https, &http),
+            None
+        );
+        assert_eq!(
+            Policy::UnsafeUrl.referrer(&https, &http).as_deref(),
+            Some("https://a.com/p?q=1")
+        );
+        assert_eq!(
+            Policy::ScrapyDefault.referrer(&u("file:///tmp/x"), &http),
+            None
+        );
+    }
+
+    /// Scrapy's class paths and the W3C names both parse.
+    #[test]
+    fn names() {
+        assert_eq!(
+            Policy::from_name("scrapy.spidermiddlewares.referer.DefaultReferrerPolicy"),
+            Some(Policy::ScrapyDefault)
+        );
+        assert_eq!(Policy::from_name("same-origin"), Some(Policy::SameOrigin));
+        assert_eq!(Policy::from_name("bogus"), None);
+    }
+}
