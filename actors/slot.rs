@@ -319,6 +319,20 @@ impl Handler<GetSlotStats> for Slot {
 }
 
 /// One HTTP transfer: send, read headers, stream the body within `DOWNLOAD_MAXSIZE`.
+///
+/// Proxies (meta `proxy`, set and normalised to `scheme://host:port` by
+/// HttpProxyMiddleware): awc has no proxy support, and its HTTP/1 encoder always writes
+/// the request line from the URI's `path_and_query` (origin form, `GET /path`), which a
+/// forward proxy cannot route. So for an `http://` URL through an `http://` proxy the
+/// request is given to awc with a URI whose scheme and authority are the *proxy's* (awc
+/// connects there, and pools those connections by proxy) and whose `path_and_query` is
+/// the *target's absolute URL*: the encoder then writes `GET http://host:port/path?q
+/// HTTP/1.1`, the absolute form RFC 9112 §3.2.2 requires, and `Host` is set to the
+/// target (see [`proxy_uri`]). Everything else — response parsing, chunked bodies,
+/// keep-alive, timeouts — is awc's as for a direct request. `Proxy-Authorization` is
+/// sent only to a proxy, never on a direct request. `https://` through a proxy needs a
+/// CONNECT tunnel (issue 4) and fails with `NotSupported` for now, as do proxies that
+/// are not `http://`.
 async fn transfer(
     client: awc::Client,
     request: Request,
@@ -330,14 +344,34 @@ async fn transfer(
     if scheme != "http" && scheme != "https" {
         return Err(DownloadError::NotSupported(scheme.to_string()));
     }
-    let host = request.url.host_str().unwrap_or_default().to_string();
-    let uri = awc::http::Uri::try_from(request.url.as_str())
-        .map_err(|e| DownloadError::Other(format!("bad URL {}: {e}", request.url)))?;
+    let mut host = request.url.host_str().unwrap_or_default().to_string();
+    // Through a proxy: the proxy's address with the target in absolute form (see above).
+    let proxy = request
+        .meta_str("proxy")
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let uri = match proxy {
+        Some(proxy) => {
+            let (uri, proxy_host) = proxy_uri(&request.url, proxy)?;
+            // Connection errors are about the proxy, and say so.
+            host = format!("proxy {proxy_host}");
+            uri
+        }
+        None => awc::http::Uri::try_from(request.url.as_str())
+            .map_err(|e| DownloadError::Other(format!("bad URL {}: {e}", request.url)))?,
+    };
     let mut creq = client.request(request.method.clone(), uri);
     {
         let headers = creq.headers_mut();
         for (k, v) in &request.headers {
+            // Proxy credentials never go to a target site.
+            if proxy.is_none() && k == awc::http::header::PROXY_AUTHORIZATION {
+                continue;
+            }
             headers.append(k.clone(), v.clone());
+        }
+        if proxy.is_some() && !headers.contains_key(awc::http::header::HOST) {
+            headers.insert(awc::http::header::HOST, host_header(&request.url)?);
         }
     }
     let maxsize = request
@@ -461,6 +495,52 @@ async fn transfer(
     })
 }
 
+/// The URI handed to awc for an `http://` `target` through the `http://` `proxy`:
+/// `http://proxy:port` + the target's absolute URL (without fragment) as
+/// `path_and_query`, so awc connects to the proxy and writes the absolute form in the
+/// request line. Returns it with the proxy's `host:port`, for error messages.
+fn proxy_uri(target: &url::Url, proxy: &str) -> Result<(awc::http::Uri, String), DownloadError> {
+    use awc::http::uri::{Authority, Parts, PathAndQuery, Scheme};
+    if target.scheme() != "http" {
+        return Err(DownloadError::NotSupported(format!(
+            "{} through a proxy (CONNECT tunnels are not built yet)",
+            target.scheme()
+        )));
+    }
+    let bad = |e: String| DownloadError::Other(format!("invalid proxy {proxy:?}: {e}"));
+    let p = url::Url::parse(proxy).map_err(|e| bad(e.to_string()))?;
+    if p.scheme() != "http" {
+        return Err(DownloadError::NotSupported(format!(
+            "proxy scheme {:?} (only http:// proxies are supported)",
+            p.scheme()
+        )));
+    }
+    let proxy_host = p.host_str().ok_or_else(|| bad("no host".into()))?;
+    let hostport = format!("{proxy_host}:{}", p.port_or_known_default().unwrap_or(80));
+    let mut absolute = target.clone();
+    absolute.set_fragment(None);
+    let mut parts = Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(Authority::try_from(hostport.as_str()).map_err(|e| bad(e.to_string()))?);
+    parts.path_and_query = Some(
+        PathAndQuery::try_from(absolute.as_str())
+            .map_err(|e| DownloadError::Other(format!("bad URL {target}: {e}")))?,
+    );
+    let uri = awc::http::Uri::from_parts(parts).map_err(|e| bad(e.to_string()))?;
+    Ok((uri, hostport))
+}
+
+/// The `Host` header for `url`: the host, and the port unless it is the scheme's default.
+fn host_header(url: &url::Url) -> Result<awc::http::header::HeaderValue, DownloadError> {
+    let host = url.host_str().unwrap_or_default();
+    let value = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    awc::http::header::HeaderValue::from_str(&value)
+        .map_err(|e| DownloadError::Other(format!("bad host in {url}: {e}")))
+}
+
 fn map_send_error(e: awc::error::SendRequestError, host: &str, timeout: Duration) -> DownloadError {
     use awc::error::{ConnectError, SendRequestError as E};
     match e {
@@ -516,6 +596,35 @@ mod tests {
             Step::Wait(Duration::from_millis(1500))
         );
         assert_eq!(s.next(t0 + Duration::from_secs(2)), Step::Start(2));
+    }
+
+    /// Through a proxy, awc gets the proxy's address and the target in absolute form;
+    /// only `http://` targets and proxies are supported so far.
+    #[test]
+    fn proxy_uri_is_absolute_form() {
+        let target = url::Url::parse("http://127.0.0.1:8080/a/b?x=1&y=%20#frag").unwrap();
+        let (uri, hostport) = proxy_uri(&target, "http://10.0.0.1:3128").unwrap();
+        assert_eq!(hostport, "10.0.0.1:3128");
+        assert_eq!(uri.host(), Some("10.0.0.1"));
+        assert_eq!(uri.port_u16(), Some(3128));
+        assert_eq!(
+            uri.path_and_query().unwrap().as_str(),
+            "http://127.0.0.1:8080/a/b?x=1&y=%20"
+        );
+        let (uri, _) = proxy_uri(&target, "http://proxy").unwrap();
+        assert_eq!(uri.port_u16(), Some(80));
+        let https = url::Url::parse("https://example.com/").unwrap();
+        assert!(matches!(
+            proxy_uri(&https, "http://p:1"),
+            Err(DownloadError::NotSupported(_))
+        ));
+        assert!(matches!(
+            proxy_uri(&target, "socks5://p:1"),
+            Err(DownloadError::NotSupported(_))
+        ));
+        assert_eq!(host_header(&target).unwrap(), "127.0.0.1:8080");
+        let default_port = url::Url::parse("http://example.com:80/").unwrap();
+        assert_eq!(host_header(&default_port).unwrap(), "example.com");
     }
 
     /// A randomised gap stays within 0.5–1.5 × delay.

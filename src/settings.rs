@@ -448,6 +448,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
         ("HTTPCACHE_IGNORE_SCHEMES", json!(["file"])),
         ("HTTPCACHE_IGNORE_MISSING", json!(false)),
         ("HTTPCACHE_ALWAYS_STORE", json!(false)),
+        ("HTTPCACHE_GZIP", json!(false)),
         ("HTTPCACHE_IGNORE_RESPONSE_CACHE_CONTROLS", json!([])),
         (
             "HTTPCACHE_POLICY",
@@ -458,6 +459,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
             json!("scrapy.extensions.httpcache.FilesystemCacheStorage"),
         ),
         ("AJAXCRAWL_ENABLED", json!(false)),
+        ("AJAXCRAWL_MAXSIZE", json!(32768)),
         ("REFERER_ENABLED", json!(true)),
         (
             "REFERRER_POLICY",

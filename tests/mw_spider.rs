@@ -30,7 +30,9 @@ impl Spider for Walk {
         self.domains.clone()
     }
     fn start_requests(&self) -> arachne::spider::StartRequests {
-        Box::new(std::iter::once(Request::get(&self.start).map_err(SpiderError::from)))
+        Box::new(std::iter::once(
+            Request::get(&self.start).map_err(SpiderError::from),
+        ))
     }
     async fn parse(&self, response: &Response) -> CallbackResult {
         let mut out = Output::new().with_item(serde_json::json!({
@@ -47,7 +49,9 @@ impl Spider for Walk {
 }
 
 fn quiet() -> Settings {
-    Settings::new().with("LOGSTATS_INTERVAL", 0).with("STATS_DUMP", false)
+    Settings::new()
+        .with("LOGSTATS_INTERVAL", 0)
+        .with("STATS_DUMP", false)
 }
 
 /// Offsite links (another loopback host, `example.invalid`) are filtered and counted.
@@ -57,7 +61,10 @@ async fn offsite_filtered_and_counted() {
     let other = server.url_on("127.0.0.2", "/p/1");
     let mut pages = std::collections::HashMap::new();
     let body = format!("<a href=\"{other}\">other host</a><a href=\"/p/0\">home</a>");
-    pages.insert("/entry".to_string(), (200, "text/html".to_string(), body.into_bytes()));
+    pages.insert(
+        "/entry".to_string(),
+        (200, "text/html".to_string(), body.into_bytes()),
+    );
     let entry_server = FixtureServer::start(Site::Static(pages));
     let stats = Crawler::new(
         Walk {
@@ -69,7 +76,10 @@ async fn offsite_filtered_and_counted() {
     .run()
     .await
     .unwrap();
-    assert!(server.log().iter().all(|e| e.host != "127.0.0.2"), "offsite host contacted");
+    assert!(
+        server.log().iter().all(|e| e.host != "127.0.0.2"),
+        "offsite host contacted"
+    );
     assert_eq!(stats["offsite/filtered"], 1);
     assert_eq!(stats["offsite/domains"], 1);
 }
@@ -85,13 +95,19 @@ async fn depth_limit_cuts_the_crawl() {
             start: server.url("/p/0"),
             domains: vec!["127.0.0.1".into()],
         },
-        quiet().with("DEPTH_LIMIT", 2).with("DEPTH_STATS_VERBOSE", true),
+        quiet()
+            .with("DEPTH_LIMIT", 2)
+            .with("DEPTH_STATS_VERBOSE", true),
     )
     .run()
     .await
     .unwrap();
     let fetched: BTreeSet<String> = server.log().iter().map(|e| e.path.clone()).collect();
-    let within: BTreeSet<String> = depths.iter().filter(|(_, d)| **d <= 2).map(|(p, _)| p.clone()).collect();
+    let within: BTreeSet<String> = depths
+        .iter()
+        .filter(|(_, d)| **d <= 2)
+        .map(|(p, _)| p.clone())
+        .collect();
     assert_eq!(fetched, within);
     assert_eq!(stats["request_depth_max"], 2);
     assert!(stats["request_depth_count/2"].as_u64().unwrap() > 0);
@@ -126,7 +142,10 @@ async fn referer_is_set() {
     assert_eq!(referer("/c"), Some(server.url("/b")));
 
     // `REFERER_ENABLED = false` sends none.
-    let server = FixtureServer::start(Site::html_pages([("/a", "<a href=\"/b\">b</a>"), ("/b", "end")]));
+    let server = FixtureServer::start(Site::html_pages([
+        ("/a", "<a href=\"/b\">b</a>"),
+        ("/b", "end"),
+    ]));
     Crawler::new(
         Walk {
             start: server.url("/a"),
@@ -149,7 +168,11 @@ impl DownloaderMiddleware for Faker {
         self.0.fetch_add(1, Ordering::SeqCst);
         if request.url.path().starts_with("/fake") {
             let body = "<title>made up</title><a href=\"/real\">real</a>";
-            return Ok(RequestFlow::Respond(Response::new(request.clone(), 200, body.into())));
+            return Ok(RequestFlow::Respond(Response::new(
+                request.clone(),
+                200,
+                body.into(),
+            )));
         }
         Ok(RequestFlow::Continue)
     }
@@ -182,13 +205,20 @@ async fn user_downloader_middleware() {
     assert_eq!(paths, ["/real"], "the fake page never reached the server");
     assert_eq!(stats["item_scraped_count"], 2);
     assert_eq!(seen.load(Ordering::SeqCst), 2);
-    assert_eq!(disabled.load(Ordering::SeqCst), 0, "a middleware set to None ran");
+    assert_eq!(
+        disabled.load(Ordering::SeqCst),
+        0,
+        "a middleware set to None ran"
+    );
 }
 
 /// A spider middleware from settings sees the output; `SPIDER_MIDDLEWARES` null disables a built-in.
 #[actix::test]
 async fn spider_middlewares_from_settings() {
-    let server = FixtureServer::start(Site::html_pages([("/a", "<a href=\"http://example.invalid/\">x</a>")]));
+    let server = FixtureServer::start(Site::html_pages([(
+        "/a",
+        "<a href=\"http://example.invalid/\">x</a>",
+    )]));
     // With Offsite disabled, the offsite request reaches the scheduler; the user
     // middleware drops it before the downloader would try.
     struct DropExternal;
@@ -220,7 +250,10 @@ async fn spider_middlewares_from_settings() {
     .run()
     .await
     .unwrap();
-    assert!(stats.get("offsite/filtered").is_none(), "Offsite ran although disabled");
+    assert!(
+        stats.get("offsite/filtered").is_none(),
+        "Offsite ran although disabled"
+    );
     assert_eq!(stats["item_scraped_count"], 1);
     assert!(stats.get("downloader/exception_count").is_none());
 }

@@ -17,6 +17,9 @@ use crate::extension::{CrawlerHandle, Registry};
 use crate::http::{Request, Response};
 
 /// What `process_request` decides (it may also have modified the request in place).
+// Moved by value through the chain once per response; boxing would add an
+// allocation per response to save stack space for a moment.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RequestFlow {
     /// Go on with the request.
@@ -28,6 +31,9 @@ pub enum RequestFlow {
 }
 
 /// What `process_response` decides.
+// Moved by value through the chain once per response; boxing would add an
+// allocation per response to save stack space for a moment.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ResponseFlow {
     /// Go on with this (possibly replaced) response.
@@ -37,6 +43,9 @@ pub enum ResponseFlow {
 }
 
 /// What `process_exception` decides.
+// Moved by value through the chain once per response; boxing would add an
+// allocation per response to save stack space for a moment.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ExceptionFlow {
     /// Let the next middleware (and finally the errback) see the error.
@@ -93,6 +102,9 @@ pub trait DownloaderMiddleware: 'static {
 }
 
 /// What the downloader hands back to the engine.
+// Moved by value through the chain once per response; boxing would add an
+// allocation per response to save stack space for a moment.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, actix::MessageResponse)]
 pub enum Fetched {
     /// A response to parse.

@@ -314,7 +314,12 @@ pub fn netloc_key(url: &Url) -> Option<String> {
     }
     let host = url.host_str()?;
     let port = url.port_or_known_default()?;
-    Some(format!("{}://{}:{}", url.scheme(), host.to_ascii_lowercase(), port))
+    Some(format!(
+        "{}://{}:{}",
+        url.scheme(),
+        host.to_ascii_lowercase(),
+        port
+    ))
 }
 
 /// A parsed robots.txt: its body, its `User-agent` tokens and a parser per token used.
@@ -427,7 +432,8 @@ mod tests {
     /// Agent tokens are read in every spelling texting_robots accepts, lower-cased.
     #[test]
     fn tokens() {
-        let body = b"\xef\xbb\xbfUser-agent: FooBot # comment\n  user agent : *\nUSERAGENT BarBot/2\n\
+        let body =
+            b"\xef\xbb\xbfUser-agent: FooBot # comment\n  user agent : *\nUSERAGENT BarBot/2\n\
             Disallow: /x\nUser-agentBaz: nope\nuser-agent: foobot\n";
         assert_eq!(user_agent_tokens(body), vec!["foobot", "*", "barbot/2"]);
     }
@@ -545,7 +551,9 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         let denied: Vec<bool> = results.iter().map(|r| r.is_err()).collect();
         assert_eq!(denied, vec![false, false, true, false, true]);
-        assert!(matches!(&results[2], Err(DownloadError::Ignored(m)) if m == "Forbidden by robots.txt"));
+        assert!(
+            matches!(&results[2], Err(DownloadError::Ignored(m)) if m == "Forbidden by robots.txt")
+        );
         let mut pass = Request::get("http://127.0.0.1:1/no")
             .unwrap()
             .meta("dont_obey_robotstxt", true);
