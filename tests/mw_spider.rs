@@ -257,3 +257,30 @@ async fn spider_middlewares_from_settings() {
     assert_eq!(stats["item_scraped_count"], 1);
     assert!(stats.get("downloader/exception_count").is_none());
 }
+
+/// Links longer than `URLLENGTH_LIMIT` are dropped and counted; `0` disables the check.
+#[actix::test]
+async fn url_length_limit() {
+    let long = format!("/long?{}", "x".repeat(200));
+    let page = format!("<a href=\"{long}\">long</a><a href=\"/short\">short</a>");
+    let server = FixtureServer::start(Site::html_pages([("/a", page.as_str()), ("/short", "s")]));
+    let walk = |s: &FixtureServer| Walk {
+        start: s.url("/a"),
+        domains: vec![],
+    };
+    let stats = Crawler::new(walk(&server), quiet().with("URLLENGTH_LIMIT", 100))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(stats["urllength/request_ignored_count"], 1);
+    let paths: BTreeSet<String> = server.log().iter().map(|e| e.path.clone()).collect();
+    assert!(paths.contains("/short") && !paths.iter().any(|p| p.starts_with("/long")));
+
+    let server = FixtureServer::start(Site::html_pages([("/a", page.as_str()), ("/short", "s")]));
+    let stats = Crawler::new(walk(&server), quiet().with("URLLENGTH_LIMIT", 0))
+        .run()
+        .await
+        .unwrap();
+    assert!(stats.get("urllength/request_ignored_count").is_none());
+    assert!(server.log().iter().any(|e| e.path.starts_with("/long")));
+}
