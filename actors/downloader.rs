@@ -18,6 +18,7 @@ use actix::prelude::*;
 use super::signal_bus::{Emit, SignalBus, SubscriberCounts};
 use super::slot::{FetchResult, SetDelay, Slot, SlotFetch, SlotState};
 use crate::error::{ConfigError, DownloadError};
+use crate::http::client::HttpClients;
 use crate::http::Request;
 use crate::middleware::downloader::{DownloaderMiddlewares, Fetched};
 use crate::settings::Settings;
@@ -137,7 +138,7 @@ const DNS_CACHE_SIZE: usize = 10_000;
 /// The downloader actor.
 pub struct Downloader {
     config: Arc<DownloaderConfig>,
-    client: awc::Client,
+    clients: Rc<HttpClients>,
     slots: HashMap<Arc<str>, SlotEntry>,
     default_delay: Duration,
     dns: HashMap<String, (String, Instant)>,
@@ -155,27 +156,18 @@ impl std::fmt::Debug for Downloader {
 }
 
 impl Downloader {
-    /// A downloader; its HTTP client is made on the arbiter it starts on.
+    /// A downloader; `clients` must have been built on the arbiter it starts on.
     pub fn new(
         config: DownloaderConfig,
+        clients: HttpClients,
         bus: Addr<SignalBus>,
         counts: Arc<SubscriberCounts>,
         middlewares: DownloaderMiddlewares,
     ) -> Self {
-        let connector = awc::Connector::new()
-            // Slots do the limiting; the pool must never be the bottleneck.
-            .limit(0)
-            .timeout(config.timeout.max(Duration::from_millis(1)));
-        let client = awc::Client::builder()
-            .connector(connector)
-            .disable_redirects()
-            .disable_timeout()
-            .no_default_headers()
-            .finish();
         Downloader {
             default_delay: config.delay,
             config: Arc::new(config),
-            client,
+            clients: Rc::new(clients),
             slots: HashMap::new(),
             dns: HashMap::new(),
             bus,
@@ -212,7 +204,7 @@ impl Downloader {
             let addr = Slot::new(
                 key.clone(),
                 state,
-                self.client.clone(),
+                self.clients.clone(),
                 self.config.clone(),
                 self.bus.clone(),
                 self.counts.clone(),

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::BytesMut;
 use futures_util::StreamExt;
+use std::rc::Rc;
 use tokio::sync::oneshot;
+
+use crate::http::client::HttpClients;
 
 use super::downloader::DownloaderConfig;
 use super::signal_bus::{Ask, Emit, SignalBus, SubscriberCounts};
@@ -165,7 +168,7 @@ type Pending = (Request, oneshot::Sender<FetchResult>);
 pub struct Slot {
     key: Arc<str>,
     state: SlotState<Pending>,
-    client: awc::Client,
+    clients: Rc<HttpClients>,
     config: Arc<DownloaderConfig>,
     bus: Addr<SignalBus>,
     counts: Arc<SubscriberCounts>,
@@ -186,7 +189,7 @@ impl Slot {
     pub fn new(
         key: Arc<str>,
         state: SlotState<Pending>,
-        client: awc::Client,
+        clients: Rc<HttpClients>,
         config: Arc<DownloaderConfig>,
         bus: Addr<SignalBus>,
         counts: Arc<SubscriberCounts>,
@@ -194,7 +197,7 @@ impl Slot {
         Slot {
             key,
             state,
-            client,
+            clients,
             config,
             bus,
             counts,
@@ -226,7 +229,7 @@ impl Slot {
         tx: oneshot::Sender<FetchResult>,
         ctx: &mut Context<Self>,
     ) {
-        let client = self.client.clone();
+        let clients = self.clients.clone();
         let config = self.config.clone();
         let bus = self.bus.clone();
         let counts = self.counts.clone();
@@ -238,7 +241,7 @@ impl Slot {
         let fut = async move {
             match actix_rt::time::timeout(
                 timeout,
-                transfer(client, request, &config, &bus, &counts),
+                transfer(&clients, request, &config, &bus, &counts),
             )
             .await
             {
@@ -334,7 +337,7 @@ impl Handler<GetSlotStats> for Slot {
 /// CONNECT tunnel (issue 4) and fails with `NotSupported` for now, as do proxies that
 /// are not `http://`.
 async fn transfer(
-    client: awc::Client,
+    clients: &HttpClients,
     request: Request,
     config: &DownloaderConfig,
     bus: &Addr<SignalBus>,
@@ -359,6 +362,10 @@ async fn transfer(
         }
         None => awc::http::Uri::try_from(request.url.as_str())
             .map_err(|e| DownloadError::Other(format!("bad URL {}: {e}", request.url)))?,
+    };
+    let client = match proxy {
+        Some(p) if request.url.scheme() == "https" => clients.tunnel(p)?,
+        _ => clients.direct().clone(),
     };
     let mut creq = client.request(request.method.clone(), uri);
     {

@@ -21,6 +21,7 @@ use crate::error::ConfigError;
 use crate::extension::{
     start_extensions, ComponentHandle, CrawlerHandle, ExtensionRegistry, Registry,
 };
+use crate::http::client::HttpClients;
 use crate::middleware::downloader::{
     DownloaderMiddleware, DownloaderMiddlewareRegistry, DownloaderMiddlewares,
 };
@@ -252,8 +253,10 @@ impl Crawler {
         let pipeline =
             ItemPipeline::new(stages, settings.get_usize("CONCURRENT_ITEMS")?, bus.clone()).start();
         let workers = WorkerPool::start(self.spider.clone(), settings.get_usize("SPIDER_WORKERS")?);
+        let clients = HttpClients::from_settings(&settings)?;
         downloader_ctx.run(Downloader::new(
             downloader_config,
+            clients,
             bus.clone(),
             counts,
             downloader_mws,

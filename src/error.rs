@@ -63,6 +63,36 @@ pub enum DownloadError {
         /// The limit in force.
         max: u64,
     },
+    /// The server's certificate failed verification (`DOWNLOADER_CLIENT_TLS_VERIFY`).
+    #[error("TLS certificate error for {host}: {reason}")]
+    TlsCertificate {
+        /// The server name.
+        host: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The TLS handshake failed for another reason (protocol, alert, cipher).
+    #[error("TLS handshake with {host} failed: {reason}")]
+    TlsHandshake {
+        /// The server name.
+        host: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The proxy answered 407: credentials missing or wrong.
+    #[error("proxy {proxy} requires authentication (407)")]
+    ProxyAuthRequired {
+        /// The proxy (without credentials).
+        proxy: String,
+    },
+    /// The proxy could not be reached or refused the tunnel.
+    #[error("proxy {proxy} failed: {reason}")]
+    Proxy {
+        /// The proxy (without credentials).
+        proxy: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The request was dropped before download (a middleware's `IgnoreRequest`).
     #[error("request ignored: {0}")]
     Ignored(String),
@@ -84,6 +114,10 @@ impl DownloadError {
             DownloadError::ConnectionLost(_) => "ConnectionLost",
             DownloadError::Timeout(_) => "TimeoutError",
             DownloadError::MaxSizeExceeded { .. } => "MaxSizeExceeded",
+            DownloadError::TlsCertificate { .. } => "TlsCertificateError",
+            DownloadError::TlsHandshake { .. } => "TlsHandshakeError",
+            DownloadError::ProxyAuthRequired { .. } => "ProxyAuthenticationRequired",
+            DownloadError::Proxy { .. } => "ProxyError",
             DownloadError::Ignored(_) => "IgnoreRequest",
             DownloadError::Cancelled => "CancelledError",
             DownloadError::Other(_) => "DownloadError",

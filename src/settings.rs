@@ -466,6 +466,11 @@ fn defaults() -> Vec<(&'static str, Value)> {
             json!("scrapy.spidermiddlewares.referer.DefaultReferrerPolicy"),
         ),
         ("URLLENGTH_LIMIT", json!(2083)),
+        ("DOWNLOADER_CLIENT_TLS_VERIFY", json!(false)),
+        ("DOWNLOADER_CLIENT_TLS_CA_FILE", json!("")),
+        ("DOWNLOADER_CLIENT_TLS_METHOD", json!("TLS")),
+        ("DOWNLOADER_CLIENT_TLS_VERBOSE_LOGGING", json!(false)),
+        ("DOWNLOADER_HTTP2_ENABLED", json!(true)),
     ]
 }
 

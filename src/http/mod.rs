@@ -3,6 +3,7 @@
 //! Plain data — no actor lives here.
 
 pub mod canonical;
+pub mod client;
 mod encoding;
 pub mod fingerprint;
 mod request;

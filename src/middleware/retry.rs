@@ -164,8 +164,13 @@ pub fn is_retryable(error: &DownloadError) -> bool {
         | DownloadError::ConnectionLost(_)
         | DownloadError::Timeout(_)
         | DownloadError::DnsLookup(_)
+        | DownloadError::TlsHandshake { .. }
+        | DownloadError::Proxy { .. }
         | DownloadError::Other(_) => true,
-        DownloadError::NotSupported(_)
+        // A bad certificate or bad proxy credentials will not change on a retry.
+        DownloadError::TlsCertificate { .. }
+        | DownloadError::ProxyAuthRequired { .. }
+        | DownloadError::NotSupported(_)
         | DownloadError::MaxSizeExceeded { .. }
         | DownloadError::Ignored(_)
         | DownloadError::Cancelled => false,
