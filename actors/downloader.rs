@@ -241,7 +241,8 @@ impl Handler<Fetch> for Downloader {
     type Result = ResponseFuture<Fetched>;
 
     fn handle(&mut self, msg: Fetch, ctx: &mut Context<Self>) -> Self::Result {
-        let request = msg.0;
+        let mut request = msg.0;
+        crate::middleware::referer::apply_pending_referer(&mut request);
         self.bus.do_send(Emit(RequestReachedDownloader {
             request: Arc::new(request.clone()),
         }));

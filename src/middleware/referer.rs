@@ -18,6 +18,20 @@ use crate::http::{HeaderValue, Request, Response};
 use crate::middleware::spider::SpiderMiddleware;
 use crate::spider::OutputEntry;
 
+/// The meta key holding a computed `Referer` until the request is downloaded.
+pub const PENDING_REFERER: &str = "_referer";
+
+/// Moves a pending `Referer` from meta to the headers (unless one was set meanwhile).
+pub fn apply_pending_referer(request: &mut Request) {
+    if let Some(serde_json::Value::String(v)) = request.meta.remove(PENDING_REFERER) {
+        if !request.headers.contains_key(awc::http::header::REFERER) {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                request.headers.insert(awc::http::header::REFERER, v);
+            }
+        }
+    }
+}
+
 /// A referrer policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -185,11 +199,12 @@ impl SpiderMiddleware for RefererMiddleware {
                     continue;
                 }
                 let policy = self.policy(response, r);
-                if let Some(v) = policy
-                    .referrer(source, &r.url)
-                    .and_then(|v| HeaderValue::from_str(&v).ok())
-                {
-                    r.headers.insert(awc::http::header::REFERER, v);
+                if let Some(v) = policy.referrer(source, &r.url) {
+                    // Kept in meta while the request waits in the scheduler: a header
+                    // map per queued request cost ~1 KB each on broad crawls. The
+                    // Downloader turns it into the header before any downloader
+                    // middleware sees the request.
+                    r.meta.insert(PENDING_REFERER.into(), v.into());
                 }
             }
         }
