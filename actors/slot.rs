@@ -332,10 +332,14 @@ impl Handler<GetSlotStats> for Slot {
 /// the *target's absolute URL*: the encoder then writes `GET http://host:port/path?q
 /// HTTP/1.1`, the absolute form RFC 9112 §3.2.2 requires, and `Host` is set to the
 /// target (see [`proxy_uri`]). Everything else — response parsing, chunked bodies,
-/// keep-alive, timeouts — is awc's as for a direct request. `Proxy-Authorization` is
-/// sent only to a proxy, never on a direct request. `https://` through a proxy needs a
-/// CONNECT tunnel (issue 4) and fails with `NotSupported` for now, as do proxies that
-/// are not `http://`.
+/// keep-alive, timeouts — is awc's as for a direct request; a `407` answer is
+/// `ProxyAuthRequired`. An `https://` URL through a proxy goes to the client
+/// [`HttpClients::tunnel`] keeps for that proxy and `Proxy-Authorization`: its connector
+/// opens a `CONNECT` tunnel carrying the credentials, and the request inside (TLS, then
+/// origin form) never carries them (see `crate::http::tunnel`). `Proxy-Authorization`
+/// is thus sent only to a proxy, never to a target. Proxy failures (unreachable,
+/// `CONNECT` refused, `407`) are `Proxy` / `ProxyAuthRequired` errors. Proxies that are
+/// not `http://` fail with `NotSupported`.
 async fn transfer(
     clients: &HttpClients,
     request: Request,
@@ -348,36 +352,47 @@ async fn transfer(
         return Err(DownloadError::NotSupported(scheme.to_string()));
     }
     let mut host = request.url.host_str().unwrap_or_default().to_string();
-    // Through a proxy: the proxy's address with the target in absolute form (see above).
+    // Through a proxy: `http://` in absolute form to the proxy's address, `https://`
+    // through a CONNECT tunnel (see above).
     let proxy = request
         .meta_str("proxy")
         .map(str::trim)
         .filter(|p| !p.is_empty());
+    let tunnelled = proxy.is_some() && scheme == "https";
     let uri = match proxy {
-        Some(proxy) => {
+        Some(proxy) if !tunnelled => {
             let (uri, proxy_host) = proxy_uri(&request.url, proxy)?;
             // Connection errors are about the proxy, and say so.
             host = format!("proxy {proxy_host}");
             uri
         }
-        None => awc::http::Uri::try_from(request.url.as_str())
+        _ => awc::http::Uri::try_from(request.url.as_str())
             .map_err(|e| DownloadError::Other(format!("bad URL {}: {e}", request.url)))?,
     };
     let client = match proxy {
-        Some(p) if request.url.scheme() == "https" => clients.tunnel(p)?,
+        Some(p) if tunnelled => {
+            let auth = match request.headers.get(awc::http::header::PROXY_AUTHORIZATION) {
+                Some(v) => Some(v.to_str().map_err(|_| {
+                    DownloadError::Other("Proxy-Authorization is not visible ASCII".into())
+                })?),
+                None => None,
+            };
+            clients.tunnel(p, auth)?
+        }
         _ => clients.direct().clone(),
     };
     let mut creq = client.request(request.method.clone(), uri);
     {
         let headers = creq.headers_mut();
         for (k, v) in &request.headers {
-            // Proxy credentials never go to a target site.
-            if proxy.is_none() && k == awc::http::header::PROXY_AUTHORIZATION {
+            // Proxy credentials never go to a target site: not on a direct request, and
+            // not inside a tunnel (the CONNECT carried them).
+            if (proxy.is_none() || tunnelled) && k == awc::http::header::PROXY_AUTHORIZATION {
                 continue;
             }
             headers.append(k.clone(), v.clone());
         }
-        if proxy.is_some() && !headers.contains_key(awc::http::header::HOST) {
+        if proxy.is_some() && !tunnelled && !headers.contains_key(awc::http::header::HOST) {
             headers.insert(awc::http::header::HOST, host_header(&request.url)?);
         }
     }
@@ -393,12 +408,23 @@ async fn transfer(
         .unwrap_or(config.warnsize);
 
     let started = Instant::now();
-    let mut resp = creq
-        .send_body(request.body.clone())
-        .await
-        .map_err(|e| map_send_error(e, &host, config.timeout))?;
+    let mut resp = creq.send_body(request.body.clone()).await.map_err(|e| {
+        // The proxy's failures first (unreachable, CONNECT refused, 407).
+        match proxy.and_then(|p| crate::http::tunnel::proxy_error(&e, p, tunnelled)) {
+            Some(proxy_failure) => proxy_failure,
+            None => map_send_error(e, &host, config.timeout),
+        }
+    })?;
     let latency = started.elapsed();
     let status = resp.status().as_u16();
+    // Absolute form: the proxy itself refused the request for want of credentials.
+    if status == 407 && !tunnelled {
+        if let Some(proxy) = proxy {
+            return Err(DownloadError::ProxyAuthRequired {
+                proxy: proxy.to_string(),
+            });
+        }
+    }
     let headers: HeaderMap = resp.headers().clone();
     let request_arc = Arc::new(request.clone());
 
@@ -496,10 +522,34 @@ async fn transfer(
         body: body.freeze(),
         ip,
         latency,
-        protocol: Some(format!("{:?}", resp.version())),
+        protocol: protocol_name(resp.version()),
+        // awc does not expose the connection: the certificate is the one the TLS
+        // verifier recorded for this host (see `http::tls`).
+        certificate: if request.url.scheme() == "https" {
+            request.url.host_str().and_then(|h| clients.certificate(h))
+        } else {
+            None
+        },
         flags,
         request,
     })
+}
+
+/// `response.protocol` as Scrapy sets it: `HTTP/1.1` (`HTTP/1.0`) from the HTTP/1.x
+/// handler, `h2` from the HTTP/2 one.
+fn protocol_name(version: awc::http::Version) -> Option<String> {
+    use awc::http::Version;
+    Some(
+        match version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_11 => "HTTP/1.1",
+            Version::HTTP_2 => "h2",
+            Version::HTTP_3 => "h3",
+            other => return Some(format!("{other:?}")),
+        }
+        .to_string(),
+    )
 }
 
 /// The URI handed to awc for an `http://` `target` through the `http://` `proxy`:
@@ -510,7 +560,7 @@ fn proxy_uri(target: &url::Url, proxy: &str) -> Result<(awc::http::Uri, String),
     use awc::http::uri::{Authority, Parts, PathAndQuery, Scheme};
     if target.scheme() != "http" {
         return Err(DownloadError::NotSupported(format!(
-            "{} through a proxy (CONNECT tunnels are not built yet)",
+            "{} through a proxy in absolute form (https goes through a CONNECT tunnel)",
             target.scheme()
         )));
     }
@@ -548,23 +598,31 @@ fn host_header(url: &url::Url) -> Result<awc::http::header::HeaderValue, Downloa
         .map_err(|e| DownloadError::Other(format!("bad host in {url}: {e}")))
 }
 
+/// awc's error as a [`DownloadError`]. TLS failures come as `ConnectError::Io` wrapping
+/// the rustls error (tokio-rustls) or a handshake EOF: a refused certificate becomes
+/// `TlsCertificate`, any other handshake failure `TlsHandshake` (see
+/// [`crate::http::tls::classify_io_error`]).
 fn map_send_error(e: awc::error::SendRequestError, host: &str, timeout: Duration) -> DownloadError {
     use awc::error::{ConnectError, SendRequestError as E};
     match e {
         E::Connect(ConnectError::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             DownloadError::ConnectionRefused(host.to_string())
         }
+        E::Connect(ConnectError::H2(e)) | E::H2(e) => {
+            DownloadError::ConnectionLost(format!("HTTP/2: {e}"))
+        }
         E::Connect(
             ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
         ) => DownloadError::DnsLookup(host.to_string()),
         E::Connect(ConnectError::Timeout) | E::Timeout => DownloadError::Timeout(timeout),
         E::Connect(ConnectError::SslIsNotSupported) => {
-            DownloadError::NotSupported("https (no TLS support built in yet)".to_string())
+            DownloadError::NotSupported("https (the client was built without TLS)".to_string())
         }
         E::Connect(ConnectError::Disconnected) => {
             DownloadError::ConnectionLost("disconnected".into())
         }
-        E::Connect(ConnectError::Io(io)) => DownloadError::ConnectionLost(io.to_string()),
+        E::Connect(ConnectError::Io(io)) => crate::http::tls::classify_io_error(&io, host)
+            .unwrap_or_else(|| DownloadError::ConnectionLost(io.to_string())),
         E::Send(io) => DownloadError::ConnectionLost(io.to_string()),
         E::Response(p) => DownloadError::ConnectionLost(p.to_string()),
         other => DownloadError::Other(other.to_string()),
@@ -606,7 +664,7 @@ mod tests {
     }
 
     /// Through a proxy, awc gets the proxy's address and the target in absolute form;
-    /// only `http://` targets and proxies are supported so far.
+    /// only `http://` targets (`https://` ones are tunnelled) and `http://` proxies.
     #[test]
     fn proxy_uri_is_absolute_form() {
         let target = url::Url::parse("http://127.0.0.1:8080/a/b?x=1&y=%20#frag").unwrap();

@@ -80,7 +80,9 @@ pub enum DownloadError {
         reason: String,
     },
     /// The proxy answered 407: credentials missing or wrong.
-    #[error("proxy {proxy} requires authentication (407)")]
+    #[error(
+        "proxy {proxy} requires authentication (407, or 401 from proxies that answer CONNECT so)"
+    )]
     ProxyAuthRequired {
         /// The proxy (without credentials).
         proxy: String,

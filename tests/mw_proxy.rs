@@ -1,14 +1,17 @@
 //! HttpProxyMiddleware and the proxy transport, against real local servers: a target
 //! (the fixture server, on 127.0.0.1 and 127.0.0.2) and a tiny forwarding HTTP proxy of
 //! this file that records each request exactly as it came off the wire and relays it to
-//! the target in origin form, consuming `Proxy-Authorization` as a real proxy does.
+//! the target in origin form, consuming `Proxy-Authorization` as a real proxy does. It
+//! refuses every `CONNECT` (407 without credentials, 502 with them), which is enough to
+//! check the tunnel request itself; tunnels that work are `proxy_tinyproxy.rs`'s.
 //!
 //! Checked: meta `proxy` sends `http://` requests to the proxy in absolute form with
 //! `Proxy-Authorization` from the URL's credentials; `http_proxy` from the environment
 //! does the same and `no_proxy` bypasses it; a request that goes to no proxy never
 //! carries `Proxy-Authorization` to the target; `HTTPPROXY_ENABLED=false` ignores the
-//! environment; `https://` through a proxy and an unreachable proxy fail with counted
-//! errors.
+//! environment; `https://` through a proxy sends `CONNECT host:port` with `Host` and the
+//! credentials; refused tunnels, unreachable proxies and unsupported proxy schemes fail
+//! with counted errors.
 //!
 //! Tests run one at a time: some set proxy variables in this process's environment.
 
@@ -50,7 +53,8 @@ impl ProxyHit {
 }
 
 /// A forwarding proxy on 127.0.0.1: absolute-form requests are relayed to their target
-/// (one request per connection, `Connection: close`); anything else gets a 400.
+/// (one request per connection, `Connection: close`); `CONNECT` gets a 407 without
+/// `Proxy-Authorization` and a 502 with it; anything else gets a 400.
 struct Proxy {
     port: u16,
     hits: Arc<Mutex<Vec<ProxyHit>>>,
@@ -99,6 +103,16 @@ fn relay(client: TcpStream, log: &Mutex<Vec<ProxyHit>>) {
     });
     let mut client = client;
     let parts: Vec<&str> = line.split(' ').collect();
+    if parts[0] == "CONNECT" {
+        let answer: &[u8] = if headers.iter().any(|(n, _)| n == "proxy-authorization") {
+            b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        } else {
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+              Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n"
+        };
+        let _ = client.write_all(answer);
+        return;
+    }
     let target = parts.get(1).and_then(|u| u.strip_prefix("http://"));
     let (Some(target), 3) = (target, parts.len()) else {
         let _ = client.write_all(
@@ -337,10 +351,13 @@ async fn environment_proxy_and_no_proxy() {
     );
 }
 
-/// `https://` through a proxy is refused as `NotSupported` (no CONNECT yet) and an
-/// unreachable proxy is a `ConnectionRefusedError`; both are counted.
+/// `https://` through a proxy asks it for a tunnel: `CONNECT host:port HTTP/1.1` with
+/// `Host` and the URL's credentials. A refused tunnel is counted — `407` as
+/// `ProxyAuthenticationRequired`, another status as `ProxyError` — and so is an
+/// unreachable proxy, for either scheme (`ProxyError`, naming the proxy); a proxy that
+/// is not `http://` is `NotSupported`.
 #[actix::test]
-async fn unsupported_and_unreachable_proxies_fail_clearly() {
+async fn connect_tunnels_and_proxy_failures() {
     let _serial = SERIAL.lock().await;
     clear_env();
     let proxy = Proxy::start();
@@ -348,29 +365,64 @@ async fn unsupported_and_unreachable_proxies_fail_clearly() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let https = "https://127.0.0.1:9/secure".to_string();
-    let refused = "http://127.0.0.1:9/refused".to_string();
+    let with_creds = "https://127.0.0.1:9/with-creds".to_string();
+    let without = "https://127.0.0.2:8443/without".to_string();
+    let refused_http = "http://127.0.0.1:9/refused".to_string();
+    let refused_https = "https://127.0.0.1:9/refused".to_string();
+    let socks = "http://127.0.0.1:9/socks".to_string();
     let start = vec![
-        Request::get(&https)
+        Request::get(&with_creds).unwrap().meta(
+            "proxy",
+            format!("http://user:pass@127.0.0.1:{}", proxy.port),
+        ),
+        Request::get(&without)
             .unwrap()
             .meta("proxy", format!("http://127.0.0.1:{}", proxy.port)),
-        Request::get(&refused)
+        Request::get(&refused_http)
             .unwrap()
             .meta("proxy", format!("127.0.0.1:{closed}")),
+        Request::get(&refused_https)
+            .unwrap()
+            .meta("proxy", format!("127.0.0.1:{closed}")),
+        Request::get(&socks)
+            .unwrap()
+            .meta("proxy", "socks5://127.0.0.1:1080"),
     ];
     let (stats, seen) = crawl(start, Settings::new()).await;
     let failures = seen.failures.lock().unwrap().clone();
-    let (kind, msg) = &failures[&https];
+
+    let (kind, msg) = &failures[&with_creds];
+    assert_eq!(kind, "ProxyError");
+    assert!(msg.contains("502 Bad Gateway"), "{msg}");
+    let (kind, _) = &failures[&without];
+    assert_eq!(kind, "ProxyAuthenticationRequired");
+    for url in [&refused_http, &refused_https] {
+        let (kind, msg) = &failures[url];
+        assert_eq!(kind, "ProxyError", "{url}: {msg}");
+        assert!(msg.contains(&format!("127.0.0.1:{closed}")), "{msg}");
+    }
+    let (kind, msg) = &failures[&socks];
     assert_eq!(kind, "NotSupported");
-    assert!(msg.contains("through a proxy"), "{msg}");
-    let (kind, msg) = &failures[&refused];
-    assert_eq!(kind, "ConnectionRefusedError");
-    assert!(msg.contains(&format!("proxy 127.0.0.1:{closed}")), "{msg}");
+    assert!(msg.contains("socks5"), "{msg}");
     let count = |k: &str| stats.get(k).and_then(Value::as_u64).unwrap_or(0);
-    assert_eq!(count("downloader/exception_type_count/NotSupported"), 1);
+    assert_eq!(count("downloader/exception_type_count/ProxyError"), 3);
     assert_eq!(
-        count("downloader/exception_type_count/ConnectionRefusedError"),
+        count("downloader/exception_type_count/ProxyAuthenticationRequired"),
         1
     );
-    assert!(proxy.hits().is_empty());
+    assert_eq!(count("downloader/exception_type_count/NotSupported"), 1);
+
+    let mut hits = proxy.hits();
+    hits.sort_by(|a, b| a.line.cmp(&b.line));
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert_eq!(hits[0].line, "CONNECT 127.0.0.1:9 HTTP/1.1");
+    assert_eq!(hits[0].header("host"), Some("127.0.0.1:9"));
+    // base64("user:pass")
+    assert_eq!(
+        hits[0].header("proxy-authorization"),
+        Some("Basic dXNlcjpwYXNz")
+    );
+    assert_eq!(hits[1].line, "CONNECT 127.0.0.2:8443 HTTP/1.1");
+    assert_eq!(hits[1].header("host"), Some("127.0.0.2:8443"));
+    assert_eq!(hits[1].header("proxy-authorization"), None);
 }

@@ -4,14 +4,29 @@
 //! built on the I/O arbiter and shared by every Slot there; connections are pooled per
 //! client.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ConfigError, DownloadError};
+use crate::http::tls::{CertificateInfo, CertificateStore, TlsSetup};
+use crate::http::tunnel::TunnelConnector;
 use crate::settings::Settings;
 
 /// The clients.
 pub struct HttpClients {
     direct: awc::Client,
+    /// The TLS configuration of every HTTPS connection, direct or tunnelled (ALPN,
+    /// verification, versions: see [`crate::http::tls`]).
+    tls: Arc<rustls::ClientConfig>,
+    /// Server certificates seen by `tls`'s verifier.
+    certificates: Arc<CertificateStore>,
+    /// `DOWNLOAD_TIMEOUT`: bounds a tunnel's connect + `CONNECT` and its TLS handshake.
+    connect_timeout: Duration,
+    /// Tunnelling clients by `(proxy, Proxy-Authorization)`: a pooled tunnel was opened
+    /// with its credentials, so other credentials need other connections.
+    tunnels: RefCell<HashMap<(String, Option<String>), awc::Client>>,
 }
 
 impl std::fmt::Debug for HttpClients {
@@ -21,20 +36,45 @@ impl std::fmt::Debug for HttpClients {
 }
 
 impl HttpClients {
-    /// Builds the direct client from the settings (`DOWNLOAD_TIMEOUT` bounds connects).
+    /// Builds the direct client from the settings (`DOWNLOAD_TIMEOUT` bounds connects
+    /// and TLS handshakes; the `DOWNLOADER_CLIENT_TLS_*` family and
+    /// `DOWNLOADER_HTTP2_ENABLED` shape TLS and ALPN, see [`crate::http::tls`]).
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let timeout = settings.get_duration("DOWNLOAD_TIMEOUT")?;
+        let TlsSetup {
+            config: tls,
+            certificates,
+        } = TlsSetup::from_settings(settings)?;
         let connector = awc::Connector::new()
             // Slots do the limiting; the pool must never be the bottleneck.
             .limit(0)
-            .timeout(timeout.max(Duration::from_millis(1)));
+            .timeout(timeout.max(Duration::from_millis(1)))
+            .handshake_timeout(timeout.max(Duration::from_millis(1)))
+            .rustls_0_23(tls.clone());
         let direct = awc::Client::builder()
             .connector(connector)
             .disable_redirects()
             .disable_timeout()
             .no_default_headers()
             .finish();
-        Ok(HttpClients { direct })
+        Ok(HttpClients {
+            direct,
+            tls,
+            certificates,
+            connect_timeout: timeout.max(Duration::from_millis(1)),
+            tunnels: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The shared rustls configuration (for connectors built elsewhere, e.g. tunnels).
+    pub(crate) fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.tls.clone()
+    }
+
+    /// The server certificate last seen in a TLS handshake with `host` (a URL host).
+    /// Keyed by host name, not by connection: see [`crate::http::tls`].
+    pub fn certificate(&self, host: &str) -> Option<Arc<CertificateInfo>> {
+        self.certificates.get(host)
     }
 
     /// The client for direct requests and plain HTTP through a proxy.
@@ -43,10 +83,42 @@ impl HttpClients {
     }
 
     /// A client whose connections tunnel through `proxy` (an `http://host:port` URL,
-    /// credentials already moved to `Proxy-Authorization`) with `CONNECT`.
-    pub fn tunnel(&self, proxy: &str) -> Result<awc::Client, DownloadError> {
-        Err(DownloadError::NotSupported(format!(
-            "https through proxy {proxy} (CONNECT tunnels are not built yet)"
-        )))
+    /// credentials already moved out of it) with `CONNECT`, sending
+    /// `proxy_authorization` as the `CONNECT`'s `Proxy-Authorization` (see
+    /// [`crate::http::tunnel`]). One client per `(proxy, credentials)` pair, built on
+    /// first use and kept, so tunnels are pooled and reused like direct connections.
+    ///
+    /// # Errors
+    /// `NotSupported` for a proxy that is not `http://`; `Other` if it does not parse.
+    pub fn tunnel(
+        &self,
+        proxy: &str,
+        proxy_authorization: Option<&str>,
+    ) -> Result<awc::Client, DownloadError> {
+        /// More distinct pairs than this (a rotating proxy pool) start the cache afresh
+        /// rather than keep every pool's idle tunnels forever.
+        const MAX_TUNNEL_CLIENTS: usize = 256;
+        let key = (proxy.to_string(), proxy_authorization.map(str::to_string));
+        if let Some(client) = self.tunnels.borrow().get(&key) {
+            return Ok(client.clone());
+        }
+        let connector = awc::Connector::new()
+            .connector(TunnelConnector::new(proxy, proxy_authorization)?)
+            .limit(0)
+            .timeout(self.connect_timeout)
+            .handshake_timeout(self.connect_timeout)
+            .rustls_0_23(self.tls_config());
+        let client = awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            .disable_timeout()
+            .no_default_headers()
+            .finish();
+        let mut tunnels = self.tunnels.borrow_mut();
+        if tunnels.len() >= MAX_TUNNEL_CLIENTS {
+            tunnels.clear();
+        }
+        tunnels.insert(key, client.clone());
+        Ok(client)
     }
 }

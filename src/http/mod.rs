@@ -8,6 +8,8 @@ mod encoding;
 pub mod fingerprint;
 mod request;
 mod response;
+pub mod tls;
+pub(crate) mod tunnel;
 
 pub use awc::http::header::{HeaderMap, HeaderName, HeaderValue};
 pub use awc::http::Method;

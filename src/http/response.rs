@@ -3,12 +3,14 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use encoding_rs::Encoding;
 use url::Url;
 
+use super::tls::CertificateInfo;
 use super::{encoding, HeaderMap, Meta, Request};
 use crate::error::InvalidUrl;
 use crate::selector::{Html, SelectorError};
@@ -41,8 +43,12 @@ pub struct Response {
     /// Time from sending the request to receiving the response headers — Scrapy's
     /// `download_latency`, what AutoThrottle adapts to.
     pub latency: Duration,
-    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    /// The HTTP protocol, as Scrapy names it: `HTTP/1.1` (or `HTTP/1.0`) and `h2`.
     pub protocol: Option<String>,
+    /// The server's TLS certificate for `https` responses (Scrapy's
+    /// `response.certificate`): the one last seen in a handshake with this host, see
+    /// [`crate::http::tls`] for the caveat. `None` for plain HTTP.
+    pub certificate: Option<Arc<CertificateInfo>>,
     /// Free labels shown in logs (`cached`, ...).
     pub flags: Vec<String>,
 }
@@ -59,6 +65,7 @@ impl Response {
             ip: None,
             latency: Duration::ZERO,
             protocol: None,
+            certificate: None,
             flags: Vec::new(),
         }
     }

@@ -19,9 +19,12 @@
 //!   reach the target site. Meta `_scheme_proxy` marks a proxy chosen from the
 //!   environment by URL scheme (a redirect to another scheme must choose again).
 //!
-//! What the transport supports (see `transfer` in `actors/slot.rs`): `http://` URLs
-//! through an `http://` proxy, in absolute form. `https://` URLs through a proxy
-//! (CONNECT tunnels) are not built yet and fail with `NotSupported`.
+//! What the transport does with it (see `transfer` in `actors/slot.rs` and
+//! `crate::http::tunnel`): `http://` URLs go to an `http://` proxy in absolute form with
+//! `Proxy-Authorization`; `https://` URLs go through a `CONNECT` tunnel that carries the
+//! header, and the request inside the tunnel does not. A proxy that is not `http://`
+//! fails with `NotSupported`; a `407` from the proxy is `ProxyAuthenticationRequired`,
+//! an unreachable proxy or a refused tunnel `ProxyError`.
 //!
 //! Settings: `HTTPPROXY_ENABLED` (default `true`), `HTTPPROXY_AUTH_ENCODING` (default
 //! `latin-1`; any WHATWG encoding label, `latin-1` meaning ISO-8859-1 exactly).

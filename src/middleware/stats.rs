@@ -13,6 +13,8 @@
 //!   host name, the headers set when the request passed order 850, a blank line, the
 //!   body) — see [`request_httprepr_len`];
 //! - `downloader/response_count`, `downloader/response_status_count/<STATUS>`;
+//! - `downloader/response_protocol_count/<PROTOCOL>`, with the response's protocol as
+//!   Scrapy names it (`HTTP/1.1`, `h2`), when the downloader recorded one;
 //! - `downloader/response_bytes`: body + headers + status line, Scrapy's formula (see
 //!   [`response_bytes`]). The response is counted as it came off the network: at order
 //!   850 it is still compressed (HttpCompression is at 590);
@@ -139,6 +141,9 @@ impl DownloaderMiddleware for DownloaderStats {
             format!("downloader/response_status_count/{}", response.status),
             1,
         );
+        if let Some(protocol) = &response.protocol {
+            self.inc(format!("downloader/response_protocol_count/{protocol}"), 1);
+        }
         self.inc("downloader/response_bytes", response_bytes(&response));
         Ok(ResponseFlow::Continue(response))
     }
