@@ -13,51 +13,15 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
 use arachne::spider::StartRequests;
 use serde_json::{json, Value};
+use support::logs::{capture_logs, logged};
 use support::server::FixtureServer;
 use support::site::Site;
-
-// --- log capture --------------------------------------------------------------------------
-
-/// Every record logged by the crate, as (level, message).
-static LOGS: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.target().starts_with("arachne")
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            LOGS.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((record.level(), record.args().to_string()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
-fn capture_logs() {
-    // Several tests may call this; only the first installs the logger.
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Debug);
-}
-
-/// Whether a record at `level` (or more severe) contains every one of `parts`.
-fn logged(level: log::Level, parts: &[&str]) -> bool {
-    LOGS.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|(l, msg)| *l <= level && parts.iter().all(|p| msg.contains(p)))
-}
 
 // --- the spider ---------------------------------------------------------------------------
 

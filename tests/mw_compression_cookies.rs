@@ -14,18 +14,21 @@
 //! `Content-Encoding` or `Set-Cookie`), recording each request's `Cookie` and
 //! `Accept-Encoding` headers. Tests run one at a time (the allocator's peak is global).
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
 use arachne::spider::StartRequests;
 use serde_json::{json, Value};
+use support::logs::{capture_logs, logged};
 
 // --- a heap that counts ---------------------------------------------------------------------
 
@@ -87,40 +90,6 @@ fn reset_peak() -> usize {
 
 /// One test at a time: the heap peak is process-wide.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-// --- log capture ----------------------------------------------------------------------------
-
-static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.target().starts_with("arachne")
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            LOGS.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
-fn capture_logs() {
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Debug);
-}
-
-fn logged(text: &str) -> bool {
-    LOGS.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|m| m.contains(text))
-}
 
 // --- the server -----------------------------------------------------------------------------
 
@@ -547,12 +516,18 @@ async fn cookies_go_back_to_their_host_only() {
         Some("sid=abc")
     );
     assert_eq!(server.hit(1, "/show?n=2").cookie, None);
-    assert!(logged(&format!(
-        "Received cookies from: <200 {set}>\nSet-Cookie: sid=abc; Path=/\n"
-    )));
-    assert!(logged(&format!(
-        "Sending cookies to: <GET {same}>\nCookie: sid=abc\n"
-    )));
+    assert!(logged(
+        log::Level::Debug,
+        &[&format!(
+            "Received cookies from: <200 {set}>\nSet-Cookie: sid=abc; Path=/\n"
+        )]
+    ));
+    assert!(logged(
+        log::Level::Debug,
+        &[&format!(
+            "Sending cookies to: <GET {same}>\nCookie: sid=abc\n"
+        )]
+    ));
 }
 
 /// Two `cookiejar` sessions on one host keep their own cookies; the default jar and a

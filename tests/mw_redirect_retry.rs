@@ -30,45 +30,9 @@ use arachne::http::{Meta, Method};
 use arachne::prelude::*;
 use arachne::spider::StartRequests;
 use serde_json::{json, Value};
+use support::logs::{capture_logs, logged};
 use support::server::FixtureServer;
 use support::site::Site;
-
-// --- log capture --------------------------------------------------------------------------
-
-/// Every record logged by the crate, as (level, message).
-static LOGS: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.target().starts_with("arachne")
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            LOGS.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((record.level(), record.args().to_string()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
-fn capture_logs() {
-    // Several tests call this; only the first installs the logger.
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Debug);
-}
-
-/// Whether a record at exactly `level` contains every one of `parts`.
-fn logged(level: log::Level, parts: &[&str]) -> bool {
-    LOGS.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|(l, msg)| *l == level && parts.iter().all(|p| msg.contains(p)))
-}
 
 // --- a stateful server --------------------------------------------------------------------
 

@@ -8,50 +8,16 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
 use arachne::spider::StartRequests;
 use serde_json::{json, Value};
+use support::logs::{capture_logs, logged};
 use support::server::FixtureServer;
 use support::site::Site;
-
-// --- log capture --------------------------------------------------------------------------
-
-/// Every record logged by the crate.
-static LOGS: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.target().starts_with("arachne")
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            LOGS.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((record.level(), record.args().to_string()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
-fn capture_logs() {
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Debug);
-}
-
-fn logged(level: log::Level, text: &str) -> bool {
-    LOGS.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|(l, msg)| *l == level && msg.contains(text))
-}
 
 // --- the spider ---------------------------------------------------------------------------
 
@@ -201,7 +167,7 @@ async fn disallowed_page_is_never_requested() {
         "Forbidden by robots.txt: <GET {}>",
         server.url("/private/secret")
     );
-    assert!(logged(log::Level::Debug, &shown), "not logged: {shown}");
+    assert!(logged(log::Level::Debug, &[&shown]), "not logged: {shown}");
 }
 
 /// With 30 start URLs and 16 concurrent requests, robots.txt is downloaded exactly once,
@@ -316,7 +282,7 @@ async fn robots_download_error_allows_all() {
         Some(&"ConnectionRefusedError".to_string())
     );
     let shown = format!("Error downloading <GET http://127.0.0.1:{port}/robots.txt>");
-    assert!(logged(log::Level::Error, &shown), "not logged: {shown}");
+    assert!(logged(log::Level::Error, &[&shown]), "not logged: {shown}");
 }
 
 const GROUPS: &str = "User-agent: *\nDisallow: /\n\nUser-agent: GoodBot\nDisallow: /private\n";

@@ -2,5 +2,6 @@
 //! the sites it serves ([`site`]). Each test binary uses a subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod server;
 pub mod site;
