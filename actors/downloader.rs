@@ -17,7 +17,7 @@ use actix::prelude::*;
 
 use super::signal_bus::{Emit, SignalBus, SubscriberCounts};
 use super::slot::{FetchResult, SetDelay, Slot, SlotFetch, SlotState};
-use crate::error::{ConfigError, DownloadError};
+use crate::error::{catch_panic, ConfigError, DownloadError};
 use crate::http::client::HttpClients;
 use crate::http::Request;
 use crate::middleware::downloader::{DownloaderMiddlewares, Fetched};
@@ -243,19 +243,29 @@ impl Handler<Fetch> for Downloader {
     fn handle(&mut self, msg: Fetch, ctx: &mut Context<Self>) -> Self::Result {
         let mut request = msg.0;
         crate::middleware::referer::apply_pending_referer(&mut request);
+        let reached = Arc::new(request.clone());
         self.bus.do_send(Emit(RequestReachedDownloader {
-            request: Arc::new(request.clone()),
+            request: reached.clone(),
         }));
         let middlewares = self.middlewares.clone();
         let me = ctx.address();
         Box::pin(async move {
-            middlewares
-                .download(request, |r| async move {
-                    me.send(Transfer(r))
-                        .await
-                        .unwrap_or(Err(DownloadError::Cancelled))
-                })
-                .await
+            let chain = middlewares.download(request, |r| async move {
+                me.send(Transfer(r))
+                    .await
+                    .unwrap_or(Err(DownloadError::Cancelled))
+            });
+            catch_panic(chain).await.unwrap_or_else(|p| {
+                log::error!(
+                    "A downloader middleware panicked on <{} {}>: {p}",
+                    reached.method,
+                    reached.url
+                );
+                Fetched::Failed(
+                    (*reached).clone(),
+                    DownloadError::Other(format!("downloader middleware panicked: {p}")),
+                )
+            })
         })
     }
 }

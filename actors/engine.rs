@@ -30,7 +30,7 @@ use super::scheduler::{Batch, CloseScheduler, Enqueue, NextRequests, Scheduler};
 use super::signal_bus::{Ask, Emit, EmitAwait, SignalBus};
 use super::spider::{Parse, RunErrback, WorkerPool};
 use super::stats::{GetStats, Inc, Stats, StatsMap};
-use crate::error::{ConfigError, DownloadError};
+use crate::error::{catch_panic, ConfigError, DownloadError};
 use crate::http::{Request, Response};
 use crate::middleware::downloader::Fetched;
 use crate::middleware::spider::SpiderMiddlewares;
@@ -410,25 +410,31 @@ impl Engine {
         self.active_bytes += bytes;
         let mws = self.spider_mws.clone();
         let resp = response.clone();
-        ctx.spawn(async move { mws.input(&resp).await }.into_actor(self).map(
-            move |res, act, ctx| match res {
-                Ok(()) => act.run_callback(response, bytes, ctx),
-                Err(kind) => match response.request.errback.clone() {
-                    Some(name) => {
-                        let failure = Failure {
-                            request: response.request.clone(),
-                            error: kind,
-                        };
-                        act.run_errback(name, failure, Some(response), bytes, ctx);
-                    }
-                    None => {
-                        act.parsing -= 1;
-                        act.active_bytes -= bytes;
-                        act.pump(ctx);
-                    }
-                },
+        let input = async move {
+            catch_panic(mws.input(&resp)).await.unwrap_or_else(|p| {
+                Err(FailureKind::Refused(SpiderError::new(
+                    "Panic",
+                    format!("spider middleware panicked: {p}"),
+                )))
+            })
+        };
+        ctx.spawn(input.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => act.run_callback(response, bytes, ctx),
+            Err(kind) => match response.request.errback.clone() {
+                Some(name) => {
+                    let failure = Failure {
+                        request: response.request.clone(),
+                        error: kind,
+                    };
+                    act.run_errback(name, failure, Some(response), bytes, ctx);
+                }
+                None => {
+                    act.parsing -= 1;
+                    act.active_bytes -= bytes;
+                    act.pump(ctx);
+                }
             },
-        ));
+        }));
     }
 
     fn run_callback(&mut self, response: Arc<Response>, bytes: usize, ctx: &mut Context<Self>) {
@@ -485,15 +491,25 @@ impl Engine {
         let resp = response.clone();
         let fut = async move {
             let resp = resp.as_deref();
-            match res {
-                Ok(output) => Ok(mws.output(resp, &parent, output.into_entries()).await),
-                Err(e) => match mws.exception(resp, &parent, &e).await {
-                    Some(entries) => Ok(entries),
-                    None => Err(e),
-                },
+            let chain = async {
+                match res {
+                    Ok(output) => Ok(mws.output(resp, &parent, output.into_entries()).await),
+                    Err(e) => match mws.exception(resp, &parent, &e).await {
+                        Some(entries) => Ok(entries),
+                        None => Err(e),
+                    },
+                }
+            };
+            let outcome = catch_panic(chain).await.unwrap_or_else(|p| {
+                Err(SpiderError::new(
+                    "Panic",
+                    format!("spider middleware panicked: {p}"),
+                ))
+            });
+            match outcome {
+                Ok(entries) => Ok((entries, parent)),
+                Err(e) => Err((e, parent)),
             }
-            .map_err(|e| (e, parent.clone()))
-            .map(|entries| (entries, parent))
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.parsing -= 1;

@@ -15,6 +15,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::signal_bus::{EmitAwait, SignalBus};
+use crate::error::catch_panic;
 use crate::http::Response;
 use crate::item::Item;
 use crate::pipeline::{ItemPipeline as Stage, PipelineError};
@@ -96,7 +97,10 @@ impl ItemPipeline {
             let ProcessItem { mut item, response } = msg;
             for (name, stage) in stages.iter() {
                 let before = item.clone();
-                match stage.process_item(item).await {
+                let result = catch_panic(stage.process_item(item))
+                    .await
+                    .unwrap_or_else(|p| Err(PipelineError::Error(format!("stage panicked: {p}"))));
+                match result {
                     Ok(next) => item = next,
                     Err(PipelineError::Drop(d)) => {
                         log::warn!("Dropped: {} ({name})\n{}", d.message, before.to_json());

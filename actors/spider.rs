@@ -6,12 +6,11 @@
 //!
 //! Commands: [`Parse`], [`RunErrback`].
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures_util::FutureExt;
 
+use crate::error::catch_panic;
 use crate::http::Response;
 use crate::spider::{CallbackResult, Failure, Spider, SpiderError};
 
@@ -57,24 +56,15 @@ impl Actor for SpiderWorker {
     type Context = Context<Self>;
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "callback panicked".to_string())
-}
-
 impl Handler<Parse> for SpiderWorker {
     type Result = ResponseFuture<CallbackResult>;
     fn handle(&mut self, msg: Parse, _: &mut Context<Self>) -> Self::Result {
         let spider = self.spider.clone();
         Box::pin(async move {
             let name = msg.response.request.callback.as_deref().unwrap_or("parse");
-            let fut = spider.callback(name, &msg.response);
-            match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(r) => r,
-                Err(p) => Err(SpiderError::new("Panic", panic_message(p))),
-            }
+            catch_panic(spider.callback(name, &msg.response))
+                .await
+                .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
         })
     }
 }
@@ -84,13 +74,9 @@ impl Handler<RunErrback> for SpiderWorker {
     fn handle(&mut self, msg: RunErrback, _: &mut Context<Self>) -> Self::Result {
         let spider = self.spider.clone();
         Box::pin(async move {
-            match AssertUnwindSafe(spider.errback(&msg.name, &msg.failure))
-                .catch_unwind()
+            catch_panic(spider.errback(&msg.name, &msg.failure))
                 .await
-            {
-                Ok(r) => r,
-                Err(p) => Err(SpiderError::new("Panic", panic_message(p))),
-            }
+                .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
         })
     }
 }

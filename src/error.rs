@@ -126,3 +126,22 @@ impl DownloadError {
         }
     }
 }
+
+/// Runs a future from user code (a callback, a middleware, a pipeline stage) and turns
+/// a panic into an error message: a panic in an actor's future would otherwise take
+/// down the arbiter it runs on, and with it every actor there.
+pub(crate) async fn catch_panic<F: std::future::Future>(fut: F) -> Result<F::Output, String> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(panic_message)
+}
+
+/// The message a panic carried, if it was a string.
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_string())
+}

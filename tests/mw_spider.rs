@@ -284,3 +284,65 @@ async fn url_length_limit() {
     assert!(stats.get("urllength/request_ignored_count").is_none());
     assert!(server.log().iter().any(|e| e.path.starts_with("/long")));
 }
+
+/// Panics on `/boom` requests and on their output.
+struct Boom;
+
+#[async_trait(?Send)]
+impl DownloaderMiddleware for Boom {
+    async fn process_request(&self, request: &mut Request) -> Result<RequestFlow, DownloadError> {
+        if request.url.path() == "/boom" {
+            panic!("downloader middleware bug");
+        }
+        Ok(RequestFlow::Continue)
+    }
+}
+
+#[async_trait(?Send)]
+impl arachne::middleware::spider::SpiderMiddleware for Boom {
+    async fn process_spider_output(
+        &self,
+        response: Option<&Response>,
+        _: &Request,
+        output: Vec<arachne::spider::OutputEntry>,
+    ) -> Vec<arachne::spider::OutputEntry> {
+        if response.is_some_and(|r| r.url.path() == "/spider-boom") {
+            panic!("spider middleware bug");
+        }
+        output
+    }
+}
+
+/// Panicking user middlewares fail their request only: counted, logged, crawl finishes.
+#[actix::test]
+async fn panicking_middlewares_do_not_crash_the_crawl() {
+    let server = FixtureServer::start(Site::html_pages([
+        (
+            "/a",
+            "<a href=\"/boom\">x</a><a href=\"/spider-boom\">y</a><a href=\"/fine\">z</a>",
+        ),
+        ("/boom", "never served"),
+        ("/spider-boom", "served"),
+        ("/fine", "fine"),
+    ]));
+    let stats = Crawler::new(
+        Walk {
+            start: server.url("/a"),
+            domains: vec![],
+        },
+        quiet()
+            .with("DOWNLOADER_MIDDLEWARES", serde_json::json!({ "Boom": 543 }))
+            .with("SPIDER_MIDDLEWARES", serde_json::json!({ "Boom": 543 })),
+    )
+    .downloader_middleware("Boom", |_| Ok(Some(Box::new(Boom))))
+    .spider_middleware("Boom", |_| Ok(Some(Box::new(Boom))))
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(stats["finish_reason"], "finished");
+    assert_eq!(stats["spider_exceptions/Panic"], 1, "{stats:?}");
+    assert_eq!(stats["item_scraped_count"], 2, "/a and /fine");
+    let paths: BTreeSet<String> = server.log().iter().map(|e| e.path.clone()).collect();
+    assert!(!paths.contains("/boom"));
+    assert!(paths.contains("/fine"));
+}

@@ -186,3 +186,33 @@ async fn bad_setting_value_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Panics on item 3: the panic is an ItemError, not a crash.
+struct Panicky;
+
+#[async_trait(?Send)]
+impl ItemPipeline for Panicky {
+    async fn process_item(&self, item: Item) -> Result<Item, PipelineError> {
+        if item.get("n").and_then(|v| v.as_i64()) == Some(3) {
+            panic!("stage bug");
+        }
+        Ok(item)
+    }
+}
+
+/// A panicking stage fails that item only; the crawl finishes normally.
+#[actix::test]
+async fn panicking_stage_is_an_item_error() {
+    let server = FixtureServer::start(Site::html_pages([("/items", "<title>i</title>")]));
+    let settings = Settings::new()
+        .with("ITEM_PIPELINES", serde_json::json!({ "Panicky": 1 }))
+        .with("LOGSTATS_INTERVAL", 0);
+    let stats = Crawler::new(Ten(server.url("/items")), settings)
+        .pipeline("Panicky", |_| Ok(Some(Box::new(Panicky))))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(stats["finish_reason"], "finished");
+    assert_eq!(stats["item_scraped_count"], 9);
+    assert_eq!(stats["item_error_count"], 1);
+}
