@@ -128,8 +128,8 @@ impl DownloadError {
 }
 
 /// Runs a future from user code (a callback, a middleware, a pipeline stage) and turns
-/// a panic into an error message: a panic in an actor's future would otherwise take
-/// down the arbiter it runs on, and with it every actor there.
+/// a panic into an error message: a panic in an actor's future would otherwise kill
+/// that actor — the Engine, Downloader or ItemPipeline — and with it the crawl.
 pub(crate) async fn catch_panic<F: std::future::Future>(fut: F) -> Result<F::Output, String> {
     use futures_util::FutureExt;
     std::panic::AssertUnwindSafe(fut)
