@@ -304,11 +304,40 @@ impl Engine {
         };
         let mut batch = Vec::new();
         let mut exhausted = false;
-        while batch.len() < self.cfg.concurrent_requests {
-            match iter.next() {
+        // Bounded so an iterator of endless errors cannot hold the engine's mailbox.
+        let mut budget = self.cfg.concurrent_requests.saturating_mul(10);
+        while batch.len() < self.cfg.concurrent_requests && budget > 0 {
+            budget -= 1;
+            // The iterator is user code running on the engine itself: a panic here
+            // must end the start requests, not the engine.
+            let next = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| iter.next()))
+            {
+                Ok(next) => next,
+                Err(p) => {
+                    log::error!(
+                        "Error while obtaining start requests: Panic: {}",
+                        crate::error::panic_message(p)
+                    );
+                    self.stats.do_send(Inc::one("spider_exceptions/Panic"));
+                    exhausted = true;
+                    break;
+                }
+            };
+            match next {
                 Some(Ok(r)) => {
-                    if let Some(r) = self.spider_mws.start_request(r) {
-                        batch.push(r);
+                    let mws = &self.spider_mws;
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        mws.start_request(r)
+                    })) {
+                        Ok(Some(r)) => batch.push(r),
+                        Ok(None) => {}
+                        Err(p) => {
+                            log::error!(
+                                "A spider middleware panicked on a start request: {}",
+                                crate::error::panic_message(p)
+                            );
+                            self.stats.do_send(Inc::one("spider_exceptions/Panic"));
+                        }
                     }
                 }
                 Some(Err(e)) => {

@@ -260,3 +260,39 @@ fn second_sigint_forces_exit() {
     assert!(err.contains("shutting down gracefully"), "{err}");
     assert!(err.contains("forcing unclean shutdown"), "{err}");
 }
+
+/// Start requests whose iterator panics part-way: the ones before are crawled, the
+/// panic is logged and counted, the crawl finishes.
+#[test]
+fn panicking_start_requests() {
+    struct Panicking(String);
+    #[async_trait(?Send)]
+    impl Spider for Panicking {
+        fn name(&self) -> &str {
+            "panicking"
+        }
+        fn start_requests(&self) -> arachne::spider::StartRequests {
+            let base = self.0.clone();
+            Box::new((0..5).map(move |i| {
+                if i == 3 {
+                    panic!("start request bug");
+                }
+                Request::get(format!("{base}/p/{i}")).map_err(SpiderError::from)
+            }))
+        }
+        async fn parse(&self, _: &Response) -> CallbackResult {
+            Ok(Output::new().with_item(serde_json::json!({})))
+        }
+    }
+    let server = FixtureServer::start(Site::random(10, 2, 1));
+    let base = server.url("");
+    let stats = CrawlerProcess::new(quiet())
+        .handle_signals(false)
+        .crawl(Panicking(base.trim_end_matches('/').to_string()))
+        .start()
+        .remove(0)
+        .unwrap();
+    assert_eq!(stats["finish_reason"], "finished");
+    assert_eq!(stats["spider_exceptions/Panic"], 1);
+    assert_eq!(stats["item_scraped_count"], 3);
+}
