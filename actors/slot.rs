@@ -515,24 +515,21 @@ async fn transfer(
             .parse::<std::net::IpAddr>()
             .ok()
     });
-    Ok(Response {
-        url: request.url.clone(),
-        status,
-        headers,
-        body: body.freeze(),
-        ip,
-        latency,
-        protocol: protocol_name(resp.version()),
-        // awc does not expose the connection: the certificate is the one the TLS
-        // verifier recorded for this host (see `http::tls`).
-        certificate: if request.url.scheme() == "https" {
-            request.url.host_str().and_then(|h| clients.certificate(h))
-        } else {
-            None
-        },
-        flags,
-        request,
-    })
+    // awc does not expose the connection: the certificate is the one the TLS verifier
+    // recorded for this host (see `http::tls`).
+    let certificate = if request.url.scheme() == "https" {
+        request.url.host_str().and_then(|h| clients.certificate(h))
+    } else {
+        None
+    };
+    let mut response = Response::new(request, status, body.freeze());
+    response.headers = headers;
+    response.ip = ip;
+    response.latency = latency;
+    response.protocol = protocol_name(resp.version());
+    response.certificate = certificate;
+    response.flags = flags;
+    Ok(response)
 }
 
 /// `response.protocol` as Scrapy sets it: `HTTP/1.1` (`HTTP/1.0`) from the HTTP/1.x

@@ -38,13 +38,12 @@ impl FollowSpider {
     }
 }
 
-fn selectors() -> &'static (Selector, Selector, Selector) {
-    static S: OnceLock<(Selector, Selector, Selector)> = OnceLock::new();
+fn selectors() -> &'static (Selector, Selector) {
+    static S: OnceLock<(Selector, Selector)> = OnceLock::new();
     S.get_or_init(|| {
         (
             Selector::parse("title::text").expect("static selector parses"),
             Selector::parse("a::attr(href)").expect("static selector parses"),
-            Selector::parse("base::attr(href)").expect("static selector parses"),
         )
     })
 }
@@ -67,7 +66,7 @@ impl Spider for FollowSpider {
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {
-        let (title_sel, href_sel, base_sel) = selectors();
+        let (title_sel, href_sel) = selectors();
         let html = Html::parse(&response.text());
         let mut out = Output::new();
         let title = title_sel
@@ -80,19 +79,10 @@ impl Spider for FollowSpider {
             "title": title,
             "depth": response.request.depth(),
         }));
-        // Links resolve against `<base href>` when the page has one, as browsers and
-        // Scrapy's `response.follow` do.
-        let base = base_sel
-            .select(html.document())
-            .get()
-            .and_then(|b| response.urljoin(&b).ok())
-            .unwrap_or_else(|| response.url.clone());
+        // `follow` resolves against `<base href>` when the page has one, as browsers
+        // and Scrapy's `response.follow` do.
         for href in href_sel.select(html.document()).getall() {
-            match base
-                .join(href.trim())
-                .map_err(|e| e.to_string())
-                .and_then(|u| Request::get(u.as_str()).map_err(|e| e.to_string()))
-            {
+            match response.follow(&href) {
                 Ok(r) if matches!(r.url.scheme(), "http" | "https") => {
                     out.request(r);
                 }

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,6 +52,8 @@ pub struct Response {
     pub certificate: Option<Arc<CertificateInfo>>,
     /// Free labels shown in logs (`cached`, ...).
     pub flags: Vec<String>,
+    /// `<base href>` resolved against `url`, looked for once (Scrapy's `get_base_url`).
+    base: OnceLock<Option<Url>>,
 }
 
 impl Response {
@@ -67,6 +70,7 @@ impl Response {
             protocol: None,
             certificate: None,
             flags: Vec::new(),
+            base: OnceLock::new(),
         }
     }
 
@@ -94,9 +98,18 @@ impl Response {
         encoding::decode(self.content_type(), &self.body)
     }
 
-    /// Resolves a possibly relative link against this response's URL.
+    /// The URL relative links resolve against: the page's `<base href>` when it has
+    /// one in its first 4 KB (as w3lib's `get_base_url` looks), else its own URL.
+    pub fn base_url(&self) -> &Url {
+        self.base
+            .get_or_init(|| find_base_href(&self.body).and_then(|h| self.url.join(&h).ok()))
+            .as_ref()
+            .unwrap_or(&self.url)
+    }
+
+    /// Resolves a possibly relative link against this response's base URL.
     pub fn urljoin(&self, href: &str) -> Result<Url, InvalidUrl> {
-        self.url.join(href.trim()).map_err(|e| InvalidUrl {
+        self.base_url().join(href.trim()).map_err(|e| InvalidUrl {
             url: href.to_string(),
             reason: e.to_string(),
         })
@@ -106,7 +119,14 @@ impl Response {
     /// callback is set on the result. Fragments are kept (the fingerprint ignores them).
     pub fn follow(&self, href: &str) -> Result<Request, InvalidUrl> {
         let url = self.urljoin(href)?;
-        Request::get(url.as_str())
+        if matches!(url.scheme(), "http" | "https") && url.host().is_none() {
+            return Err(InvalidUrl {
+                url: href.to_string(),
+                reason: "missing host".to_string(),
+            });
+        }
+        // Joined against an absolute base, the URL is already parsed and absolute.
+        Ok(Request::from_url(crate::http::Method::GET, url))
     }
 
     /// Parses the body as HTML. Build it once per callback when you run several
@@ -119,5 +139,62 @@ impl Response {
     /// returns every match as a string.
     pub fn css(&self, query: &str) -> Result<Vec<String>, SelectorError> {
         Ok(self.html().css(query)?.getall())
+    }
+}
+
+/// The `href` of the first `<base>` tag in the first 4 KB, if any — a byte scan, so
+/// pages without one (nearly all) cost no parse.
+fn find_base_href(body: &[u8]) -> Option<String> {
+    let head = &body[..body.len().min(4096)];
+    let start = head
+        .windows(5)
+        .position(|w| w.eq_ignore_ascii_case(b"<base"))?;
+    let tag = &head[start + 5..];
+    let tag = &tag[..tag.iter().position(|&b| b == b'>').unwrap_or(tag.len())];
+    let at = tag
+        .windows(4)
+        .position(|w| w.eq_ignore_ascii_case(b"href"))?;
+    let rest = tag[at + 4..].trim_ascii_start();
+    let rest = rest.strip_prefix(b"=")?.trim_ascii_start();
+    let value = match rest.first()? {
+        q @ (b'"' | b'\'') => {
+            let inner = &rest[1..];
+            &inner[..inner.iter().position(|b| b == q).unwrap_or(inner.len())]
+        }
+        _ => {
+            &rest[..rest
+                .iter()
+                .position(|b| b.is_ascii_whitespace())
+                .unwrap_or(rest.len())]
+        }
+    };
+    let value = String::from_utf8_lossy(value).replace("&amp;", "&");
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(body: &str) -> Response {
+        Response::new(
+            Request::get("http://127.0.0.1/dir/page.html").unwrap(),
+            200,
+            body.to_string().into(),
+        )
+    }
+
+    /// Links resolve against `<base href>` when present, the page URL otherwise.
+    #[test]
+    fn base_href() {
+        let r = page("<html><head><BASE HREF='/other/'></head><a href='x'>x</a>");
+        assert_eq!(r.urljoin("x").unwrap().as_str(), "http://127.0.0.1/other/x");
+        let r = page("<base target=_blank href=\"http://127.0.0.2/b/?a=1&amp;b=2\">");
+        assert_eq!(r.base_url().as_str(), "http://127.0.0.2/b/?a=1&b=2");
+        let r = page("<a href='x'>no base</a>");
+        assert_eq!(r.urljoin("x").unwrap().as_str(), "http://127.0.0.1/dir/x");
+        let r = page("<base href=>");
+        assert_eq!(r.urljoin("x").unwrap().as_str(), "http://127.0.0.1/dir/x");
     }
 }
