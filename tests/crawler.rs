@@ -296,3 +296,37 @@ fn panicking_start_requests() {
     assert_eq!(stats["spider_exceptions/Panic"], 1);
     assert_eq!(stats["item_scraped_count"], 3);
 }
+
+/// `-O items.json` writes one JSON array (Scrapy's `json` feed), `-o x.jsonl` lines.
+#[test]
+fn cli_json_and_jsonlines_feeds() {
+    let site = Site::random(30, 3, 4);
+    let n = site.reachable().len();
+    let server = FixtureServer::start(site);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("items.json");
+    let lines = dir.path().join("items.jsonl");
+    let out = arachne()
+        .args(["crawl", "follow", "-a"])
+        .arg(format!("start_url={}", server.url("/p/0")))
+        .args(["-s", "LOG_LEVEL=WARNING", "-O"])
+        .arg(&json)
+        .arg("-O")
+        .arg(&lines)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let array: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(array.len(), n);
+    let text = std::fs::read_to_string(&lines).unwrap();
+    assert_eq!(text.lines().count(), n);
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["url"].is_string());
+    }
+}

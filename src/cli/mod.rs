@@ -110,10 +110,10 @@ enum Command {
         /// Setting KEY=VALUE (repeatable); overrides everything else.
         #[arg(short = 's', value_name = "KEY=VALUE")]
         settings: Vec<String>,
-        /// Append scraped items to FILE (JSON lines).
+        /// Append scraped items to FILE (JSON lines; a JSON array for `.json`).
         #[arg(short = 'o', value_name = "FILE")]
         output: Vec<String>,
-        /// Write scraped items to FILE, overwriting it.
+        /// Write scraped items to FILE, overwriting it (format as for -o).
         #[arg(short = 'O', value_name = "FILE")]
         overwrite_output: Vec<String>,
         /// Write the final stats to FILE as one JSON object.
@@ -169,9 +169,16 @@ where
             for (files, overwrite) in [(&output, false), (&overwrite_output, true)] {
                 for f in files {
                     let mut feeds = s.get_dict("FEEDS").unwrap_or_default();
+                    // The extension picks the format, as in Scrapy (`items.json` is an
+                    // array, `items.jsonl` / anything else JSON lines).
+                    let format = if f.ends_with(".json") {
+                        "json"
+                    } else {
+                        "jsonlines"
+                    };
                     feeds.insert(
                         f.clone(),
-                        serde_json::json!({ "format": "jsonlines", "overwrite": overwrite }),
+                        serde_json::json!({ "format": format, "overwrite": overwrite }),
                     );
                     s.set("FEEDS", serde_json::Value::Object(feeds), Priority::Command);
                 }
