@@ -418,7 +418,15 @@ async fn transfer(
     let latency = started.elapsed();
     let status = resp.status().as_u16();
     // Absolute form: the proxy itself refused the request for want of credentials.
-    if status == 407 && !tunnelled {
+    // tinyproxy before 1.11.2 answers wrong credentials with a 401 of its own (its
+    // issue #532); a 401 the proxy signs as tinyproxy is that, not the target's.
+    let proxy_signed_401 = status == 401
+        && resp
+            .headers()
+            .get(awc::http::header::SERVER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("tinyproxy"));
+    if (status == 407 || proxy_signed_401) && !tunnelled {
         if let Some(proxy) = proxy {
             return Err(DownloadError::ProxyAuthRequired {
                 proxy: proxy.to_string(),
