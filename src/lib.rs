@@ -81,3 +81,8 @@ pub mod prelude {
     pub use crate::settings::{Priority, Settings};
     pub use crate::spider::{CallbackResult, Failure, Output, Spider, SpiderError};
 }
+
+/// The README's code, compiled as doctests so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
