@@ -367,10 +367,22 @@ impl CrawlerProcess {
         } = self;
         let system = System::new();
         system.block_on(async move {
-            let (ctl_tx, mut ctl_rx) =
-                tokio::sync::mpsc::unbounded_channel::<Recipient<CloseSpider>>();
+            let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel::<Recipient<CloseSpider>>();
             if handle_signals {
-                actix_rt::spawn(shutdown_on_signals(ctl_rx_forwarder(&mut ctl_rx)));
+                // Registered here, before any crawl is built, so a signal during start-up
+                // is already the graceful kind.
+                use tokio::signal::unix::{signal, SignalKind};
+                match (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) {
+                    (Ok(int), Ok(term)) => {
+                        actix_rt::spawn(shutdown_on_signals(ctl_rx, int, term));
+                    }
+                    _ => log::warn!(
+                        "cannot install signal handlers; SIGINT will stop the process abruptly"
+                    ),
+                }
             }
             let mut futures = Vec::new();
             for c in crawlers {
@@ -397,26 +409,12 @@ impl CrawlerProcess {
     }
 }
 
-/// Moves the receiver into the signal task (it owns the list of engines to stop).
-fn ctl_rx_forwarder(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>>,
-) -> tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>> {
-    let (_, empty) = tokio::sync::mpsc::unbounded_channel();
-    std::mem::replace(rx, empty)
-}
-
 /// First SIGINT/SIGTERM: close every spider with `shutdown`. Second: exit at once.
 async fn shutdown_on_signals(
     mut engines: tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>>,
+    mut int: tokio::signal::unix::Signal,
+    mut term: tokio::signal::unix::Signal,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        log::warn!("cannot install signal handlers; SIGINT will stop the process abruptly");
-        return;
-    };
     let mut known: Vec<Recipient<CloseSpider>> = Vec::new();
     let mut received = 0;
     loop {
