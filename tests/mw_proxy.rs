@@ -17,15 +17,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 use serde_json::Value;
+use support::probe::{self, Seen};
 use support::server::FixtureServer;
 use support::site::Site;
 
@@ -150,68 +149,9 @@ fn relay(client: TcpStream, log: &Mutex<Vec<ProxyHit>>) {
 
 // --- the spider -----------------------------------------------------------------------------
 
-/// URL → page title, URL → (failure kind, failure message).
-#[derive(Clone, Default)]
-struct Seen {
-    titles: Arc<Mutex<BTreeMap<String, String>>>,
-    failures: Arc<Mutex<BTreeMap<String, (String, String)>>>,
-}
-
-struct Probe {
-    start: Vec<Request>,
-    seen: Seen,
-}
-
-#[async_trait(?Send)]
-impl Spider for Probe {
-    fn name(&self) -> &str {
-        "proxy_probe"
-    }
-
-    fn start_requests(&self) -> StartRequests {
-        let reqs: Vec<_> = self
-            .start
-            .iter()
-            .map(|r| Ok(r.clone().errback("failed").dont_filter(true)))
-            .collect();
-        Box::new(reqs.into_iter())
-    }
-
-    async fn parse(&self, response: &Response) -> CallbackResult {
-        let title = response.css("title::text")?.concat();
-        self.seen
-            .titles
-            .lock()
-            .unwrap()
-            .insert(response.url.to_string(), title);
-        Ok(Output::new())
-    }
-
-    async fn errback(&self, _name: &str, failure: &Failure) -> CallbackResult {
-        self.seen.failures.lock().unwrap().insert(
-            failure.request.url.to_string(),
-            (failure.kind().to_string(), failure.to_string()),
-        );
-        Ok(Output::new())
-    }
-}
-
+/// The shared probe, with retries off so every failure is seen exactly once.
 async fn crawl(start: Vec<Request>, settings: Settings) -> (StatsMap, Seen) {
-    let seen = Seen::default();
-    let spider = Probe {
-        start,
-        seen: seen.clone(),
-    };
-    let settings = settings
-        .with("LOGSTATS_INTERVAL", 0)
-        .with("STATS_DUMP", false)
-        .with("RETRY_ENABLED", false);
-    let stats = Crawler::new(spider, settings)
-        .run()
-        .await
-        .expect("crawl runs");
-    assert_eq!(stats["finish_reason"], "finished", "{stats:#?}");
-    (stats, seen)
+    probe::crawl(start, settings.with("RETRY_ENABLED", false)).await
 }
 
 fn target() -> FixtureServer {
@@ -266,11 +206,7 @@ async fn meta_proxy_sends_absolute_form_with_credentials() {
     );
     let (stats, seen) = crawl(vec![req], Settings::new()).await;
 
-    assert_eq!(
-        seen.titles.lock().unwrap().get(&url).map(String::as_str),
-        Some("Target"),
-        "{stats:#?}"
-    );
+    assert_eq!(seen.title(&url).as_deref(), Some("Target"), "{stats:#?}");
     let hits = proxy.hits();
     assert_eq!(hits.len(), 1, "{hits:#?}");
     assert_eq!(hits[0].line, format!("GET {url} HTTP/1.1"));
@@ -323,8 +259,8 @@ async fn environment_proxy_and_no_proxy() {
     .await;
     clear_env();
 
-    assert_eq!(seen.titles.lock().unwrap().len(), 3, "{stats:#?}");
-    assert_eq!(seen_disabled.titles.lock().unwrap().len(), 1);
+    assert_eq!(seen.pages(), 3, "{stats:#?}");
+    assert_eq!(seen_disabled.pages(), 1);
     let hits = proxy.hits();
     assert_eq!(hits.len(), 1, "only the env-proxied request: {hits:#?}");
     assert_eq!(hits[0].line, format!("GET {via} HTTP/1.1"));
@@ -389,7 +325,7 @@ async fn connect_tunnels_and_proxy_failures() {
             .meta("proxy", "socks5://127.0.0.1:1080"),
     ];
     let (stats, seen) = crawl(start, Settings::new()).await;
-    let failures = seen.failures.lock().unwrap().clone();
+    let failures = seen.failures();
 
     let (kind, msg) = &failures[&with_creds];
     assert_eq!(kind, "ProxyError");

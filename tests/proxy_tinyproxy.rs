@@ -16,7 +16,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -28,8 +27,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 use serde_json::Value;
+use support::probe::crawl;
 use support::server::FixtureServer;
 use support::site::Site;
 
@@ -254,99 +253,6 @@ async fn secure_page(req: HttpRequest, log: web::Data<Mutex<Vec<Hit>>>) -> HttpR
     HttpResponse::Ok().content_type("text/html").body(format!(
         "<html><head><title>Secure {path}</title></head></html>"
     ))
-}
-
-// --- the spider -----------------------------------------------------------------------------
-
-/// URL → page title, URL → failure kind (`HttpError 401 tinyproxy` for HTTP errors).
-#[derive(Clone, Default)]
-struct Seen {
-    titles: Arc<Mutex<BTreeMap<String, String>>>,
-    failures: Arc<Mutex<BTreeMap<String, String>>>,
-}
-
-impl Seen {
-    fn title(&self, url: &str) -> Option<String> {
-        self.titles.lock().unwrap().get(url).cloned()
-    }
-
-    fn failure(&self, url: &str) -> Option<String> {
-        self.failures.lock().unwrap().get(url).cloned()
-    }
-}
-
-/// Fetches its start requests; scrapes each page's title as an item.
-struct Probe {
-    start: Vec<Request>,
-    seen: Seen,
-}
-
-#[async_trait(?Send)]
-impl Spider for Probe {
-    fn name(&self) -> &str {
-        "tinyproxy_probe"
-    }
-
-    fn start_requests(&self) -> StartRequests {
-        let reqs: Vec<_> = self
-            .start
-            .iter()
-            .map(|r| Ok(r.clone().errback("failed").dont_filter(true)))
-            .collect();
-        Box::new(reqs.into_iter())
-    }
-
-    async fn parse(&self, response: &Response) -> CallbackResult {
-        let title = response.css("title::text")?.concat();
-        self.seen
-            .titles
-            .lock()
-            .unwrap()
-            .insert(response.url.to_string(), title.clone());
-        Ok(Output::new().with_item(serde_json::json!({
-            "url": response.url.as_str(),
-            "title": title,
-        })))
-    }
-
-    async fn errback(&self, _name: &str, failure: &Failure) -> CallbackResult {
-        // An HTTP error also names its status and the first word of its `Server`.
-        let kind = match failure.response() {
-            Some(r) => {
-                let server = r
-                    .headers
-                    .get("server")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split('/').next())
-                    .unwrap_or("-");
-                format!("{} {} {server}", failure.kind(), r.status)
-            }
-            None => failure.kind().to_string(),
-        };
-        self.seen
-            .failures
-            .lock()
-            .unwrap()
-            .insert(failure.request.url.to_string(), kind);
-        Ok(Output::new())
-    }
-}
-
-async fn crawl(start: Vec<Request>, settings: Settings) -> (StatsMap, Seen) {
-    let seen = Seen::default();
-    let spider = Probe {
-        start,
-        seen: seen.clone(),
-    };
-    let settings = settings
-        .with("LOGSTATS_INTERVAL", 0)
-        .with("STATS_DUMP", false);
-    let stats = Crawler::new(spider, settings)
-        .run()
-        .await
-        .expect("crawl runs");
-    assert_eq!(stats["finish_reason"], "finished", "{stats:#?}");
-    (stats, seen)
 }
 
 fn count(stats: &StatsMap, key: &str) -> u64 {

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod logs;
+pub mod probe;
 pub mod server;
 pub mod site;
