@@ -23,6 +23,8 @@
 //! assert_eq!(html.css("li:last-child a::text").unwrap().get().as_deref(), Some("B"));
 //! ```
 
+pub mod tree;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -117,8 +119,34 @@ impl Html {
     /// ```
     pub fn parse(html: &str) -> Html {
         Html {
-            doc: Document::from(html),
+            doc: tree::parse_html(html, &tree::HtmlLimits::default()).document,
         }
+    }
+
+    /// [`Html::parse`] within chosen bounds; also returns the number of parse errors
+    /// and, if a limit stopped parsing early, which one (see [`tree::parse_html`]).
+    ///
+    /// ```
+    /// use arachne::selector::tree::HtmlLimits;
+    /// use arachne::selector::Html;
+    ///
+    /// let limits = HtmlLimits { max_open_elements: 64, ..HtmlLimits::default() };
+    /// let (html, errors, truncated) = Html::parse_with_limits(&"<b>".repeat(1000), &limits);
+    /// assert!(truncated.is_some() && errors > 0);
+    /// assert!(html.css("b").unwrap().len() < 1000);
+    /// ```
+    pub fn parse_with_limits(
+        html: &str,
+        limits: &tree::HtmlLimits,
+    ) -> (Html, usize, Option<tree::HtmlLimitExceeded>) {
+        let parsed = tree::parse_html(html, limits);
+        (
+            Html {
+                doc: parsed.document,
+            },
+            parsed.parse_errors,
+            parsed.truncated,
+        )
     }
 
     /// The underlying `select` document, for anything this module does not cover.
