@@ -40,7 +40,7 @@ use crate::signals::{
     SpiderErrored, SpiderIdle, SpiderOpened,
 };
 use crate::spider::{
-    CallbackResult, Failure, FailureKind, OutputEntry, Spider, SpiderError, StartRequests,
+    CallbackData, CallbackResult, DynSpider, Failure, FailureKind, OutputEntry, SpiderError, Start,
 };
 
 /// Opens the spider and starts crawling.
@@ -125,7 +125,7 @@ impl EngineConfig {
 #[derive(Debug)]
 pub struct EngineParts {
     /// The spider.
-    pub spider: Arc<dyn Spider>,
+    pub spider: Arc<dyn DynSpider>,
     /// Settings read once.
     pub config: EngineConfig,
     /// The scheduler.
@@ -146,12 +146,6 @@ pub struct EngineParts {
     pub done: oneshot::Sender<StatsMap>,
 }
 
-impl std::fmt::Debug for dyn Spider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Spider({})", self.name())
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     Created,
@@ -167,7 +161,7 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// The engine actor.
 pub struct Engine {
     name: Arc<str>,
-    spider: Arc<dyn Spider>,
+    spider: Arc<dyn DynSpider>,
     cfg: EngineConfig,
     scheduler: Addr<Scheduler>,
     downloader: Addr<Downloader>,
@@ -176,7 +170,10 @@ pub struct Engine {
     bus: Addr<SignalBus>,
     stats: Addr<Stats>,
     done: Option<oneshot::Sender<StatsMap>>,
-    start: Option<StartRequests>,
+    /// The spider's start stream; taken out while a batch is being pulled from it.
+    start: Option<Start>,
+    /// A batch is being pulled from the start stream.
+    start_pulling: bool,
     phase: Phase,
     /// A close asked for while opening, applied once open.
     early_close: Option<CloseReason>,
@@ -220,6 +217,7 @@ impl Engine {
             stats: parts.stats,
             done: Some(parts.done),
             start: None,
+            start_pulling: false,
             phase: Phase::Created,
             early_close: None,
             downloading: 0,
@@ -294,68 +292,90 @@ impl Engine {
     }
 
     /// Start requests are consumed lazily, a downloader's worth at a time, so a
-    /// spider with millions of them does not fill the queue up front.
+    /// spider with millions of them does not fill the queue up front (Scrapy 2.13's
+    /// lazy `start()`). The stream is user code: a panic in it ends the start
+    /// requests (logged, counted), not the engine.
     fn feed_start_requests(&mut self, ctx: &mut Context<Self>) {
-        if self.enqueues > 0 || self.pending >= self.cfg.concurrent_requests {
+        if self.start_pulling || self.enqueues > 0 || self.pending >= self.cfg.concurrent_requests {
             return;
         }
-        let Some(iter) = self.start.as_mut() else {
+        let Some(mut stream) = self.start.take() else {
             return;
         };
-        let mut batch = Vec::new();
-        let mut exhausted = false;
-        // Bounded so an iterator of endless errors cannot hold the engine's mailbox.
-        let mut budget = self.cfg.concurrent_requests.saturating_mul(10);
-        while batch.len() < self.cfg.concurrent_requests && budget > 0 {
-            budget -= 1;
-            // The iterator is user code running on the engine itself: a panic here
-            // must end the start requests, not the engine.
-            let next = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| iter.next()))
-            {
-                Ok(next) => next,
-                Err(p) => {
-                    log::error!(
-                        "Error while obtaining start requests: Panic: {}",
-                        crate::error::panic_message(p)
-                    );
-                    self.stats.do_send(Inc::one("spider_exceptions/Panic"));
-                    exhausted = true;
+        self.start_pulling = true;
+        let want = self.cfg.concurrent_requests;
+        // Bounded so a stream of endless errors cannot hold the engine.
+        let budget = want.saturating_mul(10);
+        let pull = async move {
+            use futures_util::StreamExt;
+            let mut entries = Vec::new();
+            let mut errors = Vec::new();
+            let mut exhausted = false;
+            for _ in 0..budget {
+                if entries.len() >= want {
                     break;
                 }
-            };
-            match next {
-                Some(Ok(r)) => {
-                    let mws = &self.spider_mws;
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        mws.start_request(r)
-                    })) {
-                        Ok(Some(r)) => batch.push(r),
-                        Ok(None) => {}
-                        Err(p) => {
-                            log::error!(
-                                "A spider middleware panicked on a start request: {}",
-                                crate::error::panic_message(p)
-                            );
-                            self.stats.do_send(Inc::one("spider_exceptions/Panic"));
-                        }
+                match catch_panic(stream.next()).await {
+                    Ok(Some(Ok(entry))) => entries.push(entry),
+                    Ok(Some(Err(e))) => errors.push(e),
+                    Ok(None) => {
+                        exhausted = true;
+                        break;
+                    }
+                    Err(p) => {
+                        errors.push(SpiderError::new("Panic", p));
+                        exhausted = true;
+                        break;
                     }
                 }
-                Some(Err(e)) => {
-                    log::error!("Error while obtaining start requests: {e}");
-                    self.stats
-                        .do_send(Inc::one(format!("spider_exceptions/{}", e.kind)));
-                }
-                None => {
-                    exhausted = true;
-                    break;
-                }
             }
-        }
-        if exhausted {
-            self.start = None;
-        }
-        if !batch.is_empty() {
-            self.enqueue(batch, ctx);
+            (stream, entries, errors, exhausted)
+        };
+        ctx.spawn(
+            pull.into_actor(self)
+                .map(|(stream, entries, errors, exhausted), act, ctx| {
+                    act.start_pulling = false;
+                    if !exhausted {
+                        act.start = Some(stream);
+                    }
+                    for e in errors {
+                        log::error!("Error while obtaining start requests: {e}");
+                        act.inc(format!("spider_exceptions/{}", e.kind));
+                    }
+                    let mut batch = Vec::new();
+                    for entry in entries {
+                        match entry {
+                            OutputEntry::Request(r) => {
+                                if let Some(r) = act.start_request(r) {
+                                    batch.push(r);
+                                }
+                            }
+                            OutputEntry::Item(item) => act.process_item(item, None, ctx),
+                        }
+                    }
+                    if !batch.is_empty() {
+                        act.enqueue(batch, ctx);
+                    }
+                    act.pump(ctx);
+                }),
+        );
+    }
+
+    /// A start request through the spider middlewares' start hook; start requests
+    /// have depth 0, so their responses carry `meta["depth"] = 0` as in Scrapy.
+    fn start_request(&mut self, mut r: Request) -> Option<Request> {
+        r.meta.entry("depth").or_insert(0.into());
+        let mws = &self.spider_mws;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mws.start_request(r))) {
+            Ok(r) => r,
+            Err(p) => {
+                log::error!(
+                    "A spider middleware panicked on a start request: {}",
+                    crate::error::panic_message(p)
+                );
+                self.inc("spider_exceptions/Panic");
+                None
+            }
         }
     }
 
@@ -419,13 +439,13 @@ impl Engine {
                     }
                     _ => log::error!("Error downloading {label}: {e}"),
                 }
-                if let Some(name) = request.errback.clone() {
+                if let Some(errback) = request.errback.clone() {
                     let failure = Failure {
                         request,
                         error: FailureKind::Download(e),
                     };
                     self.parsing += 1;
-                    self.run_errback(name, failure, None, 0, ctx);
+                    self.run_errback(errback, failure, None, 0, ctx);
                 }
             }
         }
@@ -450,12 +470,12 @@ impl Engine {
         ctx.spawn(input.into_actor(self).map(move |res, act, ctx| match res {
             Ok(()) => act.run_callback(response, bytes, ctx),
             Err(kind) => match response.request.errback.clone() {
-                Some(name) => {
+                Some(errback) => {
                     let failure = Failure {
                         request: response.request.clone(),
                         error: kind,
                     };
-                    act.run_errback(name, failure, Some(response), bytes, ctx);
+                    act.run_errback(errback, failure, Some(response), bytes, ctx);
                 }
                 None => {
                     act.parsing -= 1;
@@ -486,7 +506,7 @@ impl Engine {
     /// Runs an errback; the caller has counted the job in `parsing` already.
     fn run_errback(
         &mut self,
-        name: String,
+        errback: CallbackData,
         failure: Failure,
         response: Option<Arc<Response>>,
         bytes: usize,
@@ -496,7 +516,7 @@ impl Engine {
         let request = failure.request.clone();
         ctx.spawn(
             worker
-                .send(RunErrback { name, failure })
+                .send(RunErrback { errback, failure })
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     let res =
@@ -604,6 +624,9 @@ impl Engine {
         {
             return;
         }
+        if self.start_pulling {
+            return;
+        }
         self.asking_idle = true;
         let name = self.name.clone();
         ctx.spawn(
@@ -655,10 +678,14 @@ impl Engine {
         let stats = self.stats.clone();
         let name = self.name.clone();
         let dump = self.cfg.stats_dump;
+        let spider = self.spider.clone();
         let fut = async move {
             let _ = pipeline.send(ClosePipeline).await;
             let _ = downloader.send(CloseDownloader).await;
             let _ = scheduler.send(CloseScheduler).await;
+            if let Err(p) = catch_panic(spider.closed(&reason)).await {
+                log::error!("The spider's closed() hook panicked: {p}");
+            }
             let _ = bus
                 .send(EmitAwait(SpiderClosed {
                     spider: name,
@@ -712,7 +739,7 @@ impl Handler<StartEngine> for Engine {
             return;
         }
         self.phase = Phase::Opening;
-        self.start = Some(self.spider.start_requests());
+        self.start = Some(self.spider.clone().start());
         let pipeline = self.pipeline.clone();
         let bus = self.bus.clone();
         let name = self.name.clone();
@@ -762,7 +789,7 @@ impl Handler<GetEngineStatus> for Engine {
             active_bytes: self.active_bytes,
             items: self.items,
             scheduled: self.pending,
-            start_requests_pending: self.start.is_some(),
+            start_requests_pending: self.start.is_some() || self.start_pulling,
             closing: match &self.phase {
                 Phase::Closing(r) => Some(r.to_string()),
                 _ => None,

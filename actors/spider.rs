@@ -11,8 +11,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::error::catch_panic;
+use crate::http::response::document_scope;
 use crate::http::Response;
-use crate::spider::{CallbackResult, Failure, Spider, SpiderError};
+use crate::spider::{CallbackData, CallbackResult, DynSpider, Failure, SpiderError};
 
 /// Runs the request's callback on a response.
 #[derive(Debug, Message)]
@@ -22,19 +23,19 @@ pub struct Parse {
     pub response: Arc<Response>,
 }
 
-/// Runs a named errback on a failure.
+/// Runs an errback on a failure.
 #[derive(Debug, Message)]
 #[rtype(result = "CallbackResult")]
 pub struct RunErrback {
-    /// The errback's name.
-    pub name: String,
+    /// The errback.
+    pub errback: CallbackData,
     /// What failed.
     pub failure: Failure,
 }
 
 /// One worker.
 pub struct SpiderWorker {
-    spider: Arc<dyn Spider>,
+    spider: Arc<dyn DynSpider>,
 }
 
 impl std::fmt::Debug for SpiderWorker {
@@ -47,7 +48,7 @@ impl std::fmt::Debug for SpiderWorker {
 
 impl SpiderWorker {
     /// A worker for `spider`.
-    pub fn new(spider: Arc<dyn Spider>) -> Self {
+    pub fn new(spider: Arc<dyn DynSpider>) -> Self {
         SpiderWorker { spider }
     }
 }
@@ -60,12 +61,12 @@ impl Handler<Parse> for SpiderWorker {
     type Result = ResponseFuture<CallbackResult>;
     fn handle(&mut self, msg: Parse, _: &mut Context<Self>) -> Self::Result {
         let spider = self.spider.clone();
-        Box::pin(async move {
-            let name = msg.response.request.callback.as_deref().unwrap_or("parse");
-            catch_panic(spider.callback(name, &msg.response))
+        Box::pin(document_scope(async move {
+            let callback = msg.response.request.callback.as_ref();
+            catch_panic(spider.call(callback, &msg.response))
                 .await
                 .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
-        })
+        }))
     }
 }
 
@@ -73,11 +74,11 @@ impl Handler<RunErrback> for SpiderWorker {
     type Result = ResponseFuture<CallbackResult>;
     fn handle(&mut self, msg: RunErrback, _: &mut Context<Self>) -> Self::Result {
         let spider = self.spider.clone();
-        Box::pin(async move {
-            catch_panic(spider.errback(&msg.name, &msg.failure))
+        Box::pin(document_scope(async move {
+            catch_panic(spider.call_errback(&msg.errback, &msg.failure))
                 .await
                 .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
-        })
+        }))
     }
 }
 
@@ -91,7 +92,7 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Starts `n` workers (0: one per core).
-    pub fn start(spider: Arc<dyn Spider>, n: usize) -> Self {
+    pub fn start(spider: Arc<dyn DynSpider>, n: usize) -> Self {
         let n = if n == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {

@@ -10,42 +10,43 @@
 use std::time::Instant;
 
 use arachne::prelude::*;
-use arachne::selector::Selector;
+use arachne::selector::Css;
 
 struct Follow {
     start: String,
-    item: Selector,
-    name: Selector,
-    price: Selector,
-    sku: Selector,
-    links: Selector,
+    item: Css,
+    name: Css,
+    price: Css,
+    sku: Css,
+    links: Css,
 }
 
 #[async_trait(?Send)]
 impl Spider for Follow {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "bench_follow"
     }
     fn allowed_domains(&self) -> Vec<String> {
         vec!["127.0.0.1".into()]
     }
-    fn start_requests(&self) -> arachne::spider::StartRequests {
+    fn start(self: Arc<Self>) -> Start {
         // Filtered like the Scrapy version, so /p/0.html is fetched once.
         let r = Request::get(&self.start).map_err(SpiderError::from);
-        Box::new(std::iter::once(r))
+        start_from_iter(std::iter::once(r))
     }
     async fn parse(&self, response: &Response) -> CallbackResult {
-        let html = Html::parse(&response.text());
-        let doc = html.document();
+        let html = response.html();
         let mut out = Output::new();
-        let item = self.item.select(doc);
+        let item = self.item.select(&html);
         out.item(serde_json::json!({
             "url": response.url.as_str(),
             "name": item.select(&self.name).get(),
             "price": item.select(&self.price).get(),
             "sku": item.select(&self.sku).get(),
         }));
-        for href in self.links.select(doc).getall() {
+        for href in self.links.select(&html).getall() {
             out.request(response.follow(&href)?);
         }
         Ok(out)
@@ -88,11 +89,11 @@ fn main() -> anyhow::Result<()> {
     }
     let spider = Follow {
         start,
-        item: Selector::parse("div.item")?,
-        name: Selector::parse("span.name::text")?,
-        price: Selector::parse("span.price::text")?,
-        sku: Selector::parse("span.sku::text")?,
-        links: Selector::parse("a::attr(href)")?,
+        item: Css::parse("div.item")?,
+        name: Css::parse("span.name::text")?,
+        price: Css::parse("span.price::text")?,
+        sku: Css::parse("span.sku::text")?,
+        links: Css::parse("a::attr(href)")?,
     };
     let t0 = Instant::now();
     let stats = CrawlerProcess::new(settings)

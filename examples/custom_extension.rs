@@ -79,6 +79,8 @@ struct Quotes(String);
 
 #[async_trait(?Send)]
 impl Spider for Quotes {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "quotes-per-domain"
     }

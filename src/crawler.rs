@@ -29,7 +29,7 @@ use crate::middleware::spider::{SpiderMiddleware, SpiderMiddlewareRegistry, Spid
 use crate::pipeline::ItemPipeline as Stage;
 use crate::settings::{Priority, Settings};
 use crate::signals::CloseReason;
-use crate::spider::Spider;
+use crate::spider::{DynSpider, Spider};
 
 /// Builds an item pipeline stage; `Ok(None)` means "not configured".
 pub type PipelineFactory =
@@ -140,7 +140,7 @@ macro_rules! component_builders {
 /// # use arachne::prelude::*;
 /// # struct S;
 /// # #[async_trait(?Send)]
-/// # impl Spider for S { fn name(&self) -> &str { "s" }
+/// # impl Spider for S { type Callback = DefaultCallback; fn name(&self) -> &str { "s" }
 /// #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
 /// # async fn run() -> Result<(), arachne::crawler::CrawlError> {
 /// // inside a running actix System:
@@ -149,7 +149,7 @@ macro_rules! component_builders {
 /// # Ok(()) }
 /// ```
 pub struct Crawler {
-    spider: Arc<dyn Spider>,
+    spider: Arc<dyn DynSpider>,
     settings: Settings,
     components: Components,
     control: Option<oneshot::Sender<Recipient<CloseSpider>>>,
@@ -171,7 +171,7 @@ impl Crawler {
     }
 
     /// Same, for a spider already shared.
-    pub fn from_arc(spider: Arc<dyn Spider>, mut settings: Settings) -> Self {
+    pub fn from_arc(spider: Arc<dyn DynSpider>, mut settings: Settings) -> Self {
         settings.update(spider.custom_settings(), Priority::Spider);
         Crawler {
             spider,
@@ -250,6 +250,11 @@ impl Crawler {
             }
         }
         let ext_handles = start_extensions(&c.extensions, &handle)?;
+        // Scrapy's `from_crawler`: the spider sees the assembled crawl (and may
+        // subscribe to signals) before it opens.
+        if let Err(p) = crate::error::catch_panic(self.spider.opened(&handle)).await {
+            log::error!("The spider's opened() hook panicked: {p}");
+        }
         let pipeline =
             ItemPipeline::new(stages, settings.get_usize("CONCURRENT_ITEMS")?, bus.clone()).start();
         let workers = WorkerPool::start(self.spider.clone(), settings.get_usize("SPIDER_WORKERS")?);
@@ -291,9 +296,9 @@ impl Crawler {
 /// ```no_run
 /// # use arachne::prelude::*;
 /// # struct A; struct B;
-/// # #[async_trait(?Send)] impl Spider for A { fn name(&self) -> &str { "a" }
+/// # #[async_trait(?Send)] impl Spider for A { type Callback = DefaultCallback; fn name(&self) -> &str { "a" }
 /// #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
-/// # #[async_trait(?Send)] impl Spider for B { fn name(&self) -> &str { "b" }
+/// # #[async_trait(?Send)] impl Spider for B { type Callback = DefaultCallback; fn name(&self) -> &str { "b" }
 /// #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
 /// let results = CrawlerProcess::new(Settings::new()).crawl(A).crawl(B).start();
 /// for r in results {
@@ -334,7 +339,7 @@ impl CrawlerProcess {
     }
 
     /// Adds a spider already shared.
-    pub fn crawl_arc(mut self, spider: Arc<dyn Spider>) -> Self {
+    pub fn crawl_arc(mut self, spider: Arc<dyn DynSpider>) -> Self {
         self.crawlers
             .push(Crawler::from_arc(spider, self.settings.clone()));
         self

@@ -21,7 +21,7 @@ use crate::actors::stats::Stats;
 use crate::error::ConfigError;
 use crate::settings::Settings;
 use crate::signals::Signal;
-use crate::spider::Spider;
+use crate::spider::DynSpider;
 
 /// Everything a component may use of the crawler it belongs to.
 ///
@@ -31,8 +31,8 @@ use crate::spider::Spider;
 pub struct CrawlerHandle {
     /// The crawler's final settings.
     pub settings: Arc<Settings>,
-    /// The spider (for Scrapy's `getattr(spider, ...)` look-ups: [`Spider::attr`]).
-    pub spider: Arc<dyn Spider>,
+    /// The spider (for Scrapy's `getattr(spider, ...)` look-ups: [`Spider::attr`](crate::spider::Spider::attr)).
+    pub spider: Arc<dyn DynSpider>,
     /// The spider's name.
     pub spider_name: Arc<str>,
     /// The signal bus.

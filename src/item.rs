@@ -1,5 +1,5 @@
-//! [`Item`]: one scraped record — a dynamic, ordered-by-insertion-free map of field
-//! names to JSON values. Anything `Serialize` converts into one, so a spider can yield
+//! [`Item`]: one scraped record — a dynamic map of field names to JSON values that
+//! keeps its fields in insertion order (a struct's declared order, as Scrapy's items). Anything `Serialize` converts into one, so a spider can yield
 //! its own typed structs or a `serde_json::json!` literal alike.
 
 use serde::Serialize;
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 ///
 /// let item = Item::from(Quote { text: "Hi".into(), author: "Ann".into() });
 /// assert_eq!(item.get("author").and_then(|v| v.as_str()), Some("Ann"));
-/// assert_eq!(item.to_json(), r#"{"author":"Ann","text":"Hi"}"#);
+/// assert_eq!(item.to_json(), r#"{"text":"Hi","author":"Ann"}"#); // declared order
 /// ```
 ///
 /// `Item` deliberately does not implement `Serialize` itself: that is what lets any

@@ -12,13 +12,14 @@
 //!
 //! #[async_trait(?Send)]
 //! impl Spider for Titles {
+//!     type Callback = DefaultCallback; // or the spider's own enum of callbacks
 //!     fn name(&self) -> &str { "titles" }
 //!     fn start_urls(&self) -> Vec<String> { vec!["http://127.0.0.1:8080/".into()] }
 //!     async fn parse(&self, response: &Response) -> CallbackResult {
 //!         let mut out = Output::new();
-//!         out.item(serde_json::json!({ "title": response.css("title::text")?.first() }));
-//!         for href in response.css("a::attr(href)")? {
-//!             out.request(response.follow(&href)?);
+//!         out.item(json!({ "title": response.css("title::text")?.get() }));
+//!         for request in response.follow_all_css("a::attr(href)")? {
+//!             out.request(request);
 //!         }
 //!         Ok(out)
 //!     }
@@ -78,8 +79,18 @@ pub mod prelude {
     pub use crate::item::Item;
     pub use crate::pipeline::{DropItem, ItemPipeline, PipelineError};
     pub use crate::selector::Html;
+    pub use crate::selector::{Selector, SelectorList};
     pub use crate::settings::{Priority, Settings};
-    pub use crate::spider::{CallbackResult, Failure, Output, Spider, SpiderError};
+    pub use crate::spider::{
+        start_from_iter, start_from_urls, CallbackResult, DefaultCallback, Failure, Output, Spider,
+        SpiderError, Start,
+    };
+    // What every spider file needs besides the crate itself: logging, `json!` items,
+    // and derives for typed callbacks and items.
+    pub use log;
+    pub use serde::{Deserialize, Serialize};
+    pub use serde_json::json;
+    pub use std::sync::Arc;
 }
 
 /// The README's code, compiled as doctests so it cannot rot.

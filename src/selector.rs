@@ -1,13 +1,16 @@
-//! CSS selectors over [`select`] documents, with Scrapy's `::text` and `::attr(name)`.
+//! Scrapy's selectors (parsel's API) over [`select`] documents: CSS with `::text` and
+//! `::attr(name)`, XPath 1.0, nested selection, `get` / `getall` / `attrib`, `re`.
 //!
-//! Spiders extract data the way they would with Scrapy/parsel: parse the body once
-//! with [`Html::parse`], then run queries such as `div.quote span.text::text` or
-//! `li.next a::attr(href)` and take [`SelectorList::get`] / [`SelectorList::getall`].
-//! A query is parsed once into a small AST ([`Selector`]) and matched right-to-left
-//! against the flat node array of a [`select::document::Document`], so running a
-//! selector costs one pass over the (sub)tree and no allocation per visited node.
+//! A document is parsed once ([`Html::parse`], or lazily by
+//! [`Response::html`](crate::http::Response::html)); queries return a
+//! [`SelectorList`] of owned [`Selector`]s — an element, a text node, an attribute or
+//! an XPath value — each of which can be queried again (`quote.css("span::text")`).
+//! A CSS query is parsed once into a small AST ([`Css`]) and matched right-to-left
+//! against the flat node array of a [`select::document::Document`], so running it
+//! costs one pass over the (sub)tree and no allocation per visited node; XPath is
+//! evaluated by [`xpath`] over the same array.
 //!
-//! Supported syntax: type selectors (case-insensitive), `*`, `.class`, `#id`,
+//! Supported CSS: type selectors (case-insensitive), `*`, `.class`, `#id`,
 //! attribute selectors (`[a]`, `=`, `~=`, `|=`, `^=`, `$=`, `*=`, parsel's `!=`, the
 //! `i` flag), the descendant, `>`, `+` and `~` combinators, groups (`h1, h2`), the
 //! pseudo-classes `:first-child`, `:last-child`, `:only-child`, `:nth-child()`,
@@ -21,17 +24,25 @@
 //! let html = Html::parse(r#"<ul><li><a href="/a">A</a></li><li><a href="/b">B</a></li></ul>"#);
 //! assert_eq!(html.css("li a::attr(href)").unwrap().getall(), ["/a", "/b"]);
 //! assert_eq!(html.css("li:last-child a::text").unwrap().get().as_deref(), Some("B"));
+//! let first = &html.css("li").unwrap()[0];
+//! assert_eq!(first.css("a::text").unwrap().get().as_deref(), Some("A"));
 //! ```
 
 pub mod tree;
 
 use std::fmt;
+use std::rc::Rc;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use select::document::Document;
 use select::node::{Data, Node};
 use select::predicate::Predicate;
 use select::selection::Selection;
+
+pub mod xpath;
+
+use xpath::{XItem, XPath};
 
 /// Longest chain of compound selectors accepted in one selector; matching recurses
 /// once per compound, so this bounds stack use for hostile queries.
@@ -45,9 +56,9 @@ const MAX_NESTING: usize = 16;
 /// found.
 ///
 /// ```
-/// use arachne::selector::Selector;
+/// use arachne::selector::Css;
 ///
-/// let err = Selector::parse("a[href").unwrap_err();
+/// let err = Css::parse("a[href").unwrap_err();
 /// assert_eq!(err.to_string(), "invalid CSS selector `a[href`: expected `]` at 7");
 /// assert_eq!(err.position(), 7);
 /// ```
@@ -73,30 +84,81 @@ pub enum SelectorError {
         /// 1-based character column.
         position: usize,
     },
+    /// The XPath expression does not parse or cannot be evaluated.
+    #[error("{message}")]
+    XPath {
+        /// The expression as given.
+        query: String,
+        /// What went wrong.
+        message: String,
+        /// 1-based character column (0 for evaluation errors).
+        position: usize,
+    },
+    /// The regular expression given to `re()` does not compile.
+    #[error("invalid regular expression `{pattern}`: {message}")]
+    Regex {
+        /// The pattern as given.
+        pattern: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl SelectorError {
-    /// The query that failed to parse.
+    /// The query (or regular expression) that failed.
     pub fn query(&self) -> &str {
         match self {
-            SelectorError::Syntax { query, .. } | SelectorError::Unsupported { query, .. } => query,
+            SelectorError::Syntax { query, .. }
+            | SelectorError::Unsupported { query, .. }
+            | SelectorError::XPath { query, .. } => query,
+            SelectorError::Regex { pattern, .. } => pattern,
         }
     }
 
-    /// 1-based character column of the problem.
+    /// 1-based character column of the problem (0 when it has none).
     pub fn position(&self) -> usize {
         match self {
             SelectorError::Syntax { position, .. }
-            | SelectorError::Unsupported { position, .. } => *position,
+            | SelectorError::Unsupported { position, .. }
+            | SelectorError::XPath { position, .. } => *position,
+            SelectorError::Regex { .. } => 0,
+        }
+    }
+
+    fn from_xpath(query: &str, e: xpath::XPathError) -> SelectorError {
+        let position = match &e {
+            xpath::XPathError::Syntax { position, .. } => *position,
+            xpath::XPathError::Eval { .. } => 0,
+        };
+        SelectorError::XPath {
+            query: query.to_string(),
+            message: e.to_string(),
+            position,
         }
     }
 }
 
-/// A parsed HTML document.
+/// How many HTML documents have been parsed in this process (every
+/// [`Html::parse`]). What tests and benchmarks read to prove that a response is
+/// parsed once however many queries its callback runs.
 ///
-/// Wraps [`select::document::Document`]; broken markup is repaired by html5ever the
-/// way a browser would, so parsing never fails. Not `Send` (the underlying tendrils
-/// are not), so parse inside the thread that uses it.
+/// ```
+/// let before = arachne::selector::documents_parsed();
+/// let _ = arachne::selector::Html::parse("<p>x</p>");
+/// assert!(arachne::selector::documents_parsed() > before);
+/// ```
+pub fn documents_parsed() -> u64 {
+    PARSED.load(Ordering::Relaxed)
+}
+
+static PARSED: AtomicU64 = AtomicU64::new(0);
+
+/// A parsed HTML document, cheap to clone (the tree is shared).
+///
+/// Broken markup is repaired by html5ever the way a browser would, so parsing never
+/// fails. Not `Send` (the underlying tendrils are not): a response's document is
+/// parsed lazily, at most once, on the worker thread that runs its callback
+/// ([`Response::html`](crate::http::Response::html)).
 ///
 /// ```
 /// use arachne::selector::Html;
@@ -107,7 +169,7 @@ impl SelectorError {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Html {
-    doc: Document,
+    doc: Rc<Document>,
 }
 
 impl Html {
@@ -118,8 +180,11 @@ impl Html {
     /// assert_eq!(html.css("div").unwrap().len(), 1);
     /// ```
     pub fn parse(html: &str) -> Html {
+        PARSED.fetch_add(1, Ordering::Relaxed);
         Html {
-            doc: tree::parse_html(html, &tree::HtmlLimits::default()).document,
+            doc: tree::parse_html(html, &tree::HtmlLimits::default())
+                .document
+                .into(),
         }
     }
 
@@ -142,7 +207,7 @@ impl Html {
         let parsed = tree::parse_html(html, limits);
         (
             Html {
-                doc: parsed.document,
+                doc: parsed.document.into(),
             },
             parsed.parse_errors,
             parsed.truncated,
@@ -159,18 +224,41 @@ impl Html {
         &self.doc
     }
 
-    /// Parses `query` and runs it over the whole document.
+    /// The whole document as a [`Selector`] (parsel's root selector).
     ///
-    /// When one query runs on many pages, parse it once with [`Selector::parse`]
-    /// and call [`Selector::select`] instead.
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a</p>");
+    /// assert_eq!(html.root().css("p::text").unwrap().get().as_deref(), Some("a"));
+    /// ```
+    pub fn root(&self) -> Selector {
+        Selector {
+            doc: self.doc.clone(),
+            hit: Hit::Root,
+        }
+    }
+
+    /// Runs a CSS query over the whole document.
+    ///
+    /// When one query runs on many pages, parse it once with [`Css::parse`] and call
+    /// [`Css::select`] instead.
     ///
     /// ```
     /// let html = arachne::selector::Html::parse("<h1>T</h1><h2>S</h2>");
     /// assert_eq!(html.css("h2, h1").unwrap().len(), 2);
     /// assert!(html.css("h1[").is_err());
     /// ```
-    pub fn css(&self, query: &str) -> Result<SelectorList<'_>, SelectorError> {
-        Ok(Selector::parse(query)?.select(&self.doc))
+    pub fn css(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        Ok(Css::parse(query)?.select(self))
+    }
+
+    /// Runs an XPath 1.0 query over the whole document.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse(r#"<a href="/1">x</a><a href="/2">y</a>"#);
+    /// assert_eq!(html.xpath("//a[2]/@href").unwrap().getall(), ["/2"]);
+    /// ```
+    pub fn xpath(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        self.root().xpath(query)
     }
 
     /// Runs a native `select` predicate over the whole document and returns the
@@ -189,75 +277,295 @@ impl Html {
 
 impl From<Document> for Html {
     fn from(doc: Document) -> Html {
-        Html { doc }
+        Html { doc: Rc::new(doc) }
     }
 }
 
-/// One result of a selector: an element, a text node's content, or an attribute
-/// value.
-///
-/// Its string form (`to_string()`, and what [`SelectorList::get`] returns) is the
-/// text, the attribute value, or the element's outer HTML, as in Scrapy.
-///
-/// ```
-/// use arachne::selector::{Html, Match};
-///
-/// let html = Html::parse(r#"<a href="/x">go</a>"#);
-/// let list = html.css("a").unwrap();
-/// let first = list.iter().next().unwrap();
-/// assert!(matches!(first, Match::Node(_)));
-/// assert_eq!(first.to_string(), r#"<a href="/x">go</a>"#);
-/// ```
+/// What a [`Selector`] points at. Text and attribute hits keep indices into the
+/// document, so matching allocates nothing; strings are made by `get()`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Match<'a> {
-    /// An element.
-    Node(Node<'a>),
-    /// The content of a text node (from `::text`), entities decoded.
-    Text(String),
-    /// An attribute value (from `::attr(name)`), entities decoded.
-    Attr(String),
+enum Hit {
+    /// The document itself.
+    Root,
+    /// An element (or, from XPath, a comment).
+    Node(usize),
+    /// A text node.
+    Text(usize),
+    /// Attribute `.1` of element `.0`.
+    Attr(usize, usize),
+    /// A computed value (an XPath number, string or boolean).
+    Value(Rc<str>),
 }
 
-impl<'a> Match<'a> {
-    /// The element, if this is a [`Match::Node`].
+/// One result of a query, parsel's `Selector`: an element, a text node, an
+/// attribute, or a value. Elements can be queried further (`quote.css(..)`,
+/// `quote.xpath(..)`); its string form ([`get`](Selector::get)) is the element's
+/// outer HTML, the text, the attribute value or the value, as in Scrapy.
+///
+/// ```
+/// use arachne::selector::Html;
+///
+/// let html = Html::parse(r#"<div class="q"><span>a</span><a href="/x">go</a></div>"#);
+/// let quote = html.css("div.q").unwrap().into_iter().next().unwrap();
+/// assert_eq!(quote.css("span::text").unwrap().get().as_deref(), Some("a"));
+/// assert_eq!(quote.xpath(".//a/@href").unwrap().get().as_deref(), Some("/x"));
+/// assert_eq!(quote.attr("class").as_deref(), Some("q"));
+/// assert_eq!(quote.text(), "ago");
+/// ```
+#[derive(Clone)]
+pub struct Selector {
+    doc: Rc<Document>,
+    hit: Hit,
+}
+
+impl fmt::Debug for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Selector({:?})", self.get())
+    }
+}
+
+impl PartialEq for Selector {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.doc, &other.doc) && self.hit == other.hit
+    }
+}
+
+impl Selector {
+    fn new(doc: &Rc<Document>, hit: Hit) -> Selector {
+        Selector {
+            doc: doc.clone(),
+            hit,
+        }
+    }
+
+    /// The string form: outer HTML of an element, text of a text node, value of an
+    /// attribute (Scrapy's `.get()`).
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse(r#"<b id="x">hi</b>"#);
+    /// assert_eq!(html.css("b").unwrap()[0].get(), r#"<b id="x">hi</b>"#);
+    /// ```
+    pub fn get(&self) -> String {
+        match &self.hit {
+            Hit::Root => self
+                .doc
+                .nodes
+                .iter()
+                .filter(|r| r.parent.is_none())
+                .filter_map(|r| self.doc.nth(r.index))
+                .map(|n| n.html())
+                .collect(),
+            Hit::Node(i) => self.doc.nth(*i).map(|n| n.html()).unwrap_or_default(),
+            Hit::Text(i) => match self.doc.nth(*i).map(|n| n.data()) {
+                Some(Data::Text(t)) => t.to_string(),
+                _ => String::new(),
+            },
+            Hit::Attr(e, a) => self
+                .doc
+                .nth(*e)
+                .and_then(|n| n.attrs().nth(*a).map(|(_, v)| v.to_string()))
+                .unwrap_or_default(),
+            Hit::Value(v) => v.to_string(),
+        }
+    }
+
+    /// The element, for the `select` API (`None` for text, attributes and values).
     ///
     /// ```
     /// let html = arachne::selector::Html::parse("<b>x</b>");
-    /// let list = html.css("b").unwrap();
-    /// assert_eq!(list.iter().next().unwrap().as_node().unwrap().name(), Some("b"));
+    /// assert_eq!(html.css("b").unwrap()[0].node().unwrap().name(), Some("b"));
     /// ```
-    pub fn as_node(&self) -> Option<Node<'a>> {
-        match self {
-            Match::Node(node) => Some(*node),
+    pub fn node(&self) -> Option<Node<'_>> {
+        match self.hit {
+            Hit::Node(i) => self.doc.nth(i),
             _ => None,
         }
     }
 
-    /// The text or attribute value, if this is not an element.
+    /// Whether this is an element (or the document), which can be queried further.
+    pub fn is_element(&self) -> bool {
+        matches!(self.hit, Hit::Node(_) | Hit::Root)
+    }
+
+    /// Runs a CSS query relative to this element (see [`Css::select_from`]); text,
+    /// attributes and values give nothing.
     ///
     /// ```
-    /// let html = arachne::selector::Html::parse("<b>x</b>");
-    /// let list = html.css("b::text").unwrap();
-    /// assert_eq!(list.iter().next().unwrap().as_str(), Some("x"));
+    /// let html = arachne::selector::Html::parse("<ul><li>a</li></ul><li>b</li>");
+    /// let ul = &html.css("ul").unwrap()[0];
+    /// assert_eq!(ul.css("li::text").unwrap().getall(), ["a"]);
     /// ```
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Match::Text(s) | Match::Attr(s) => Some(s),
-            Match::Node(_) => None,
+    pub fn css(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        Ok(Css::parse(query)?.select_from(self))
+    }
+
+    /// Runs an XPath 1.0 query with this element as the context node; text,
+    /// attributes and values give nothing.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<div><p>a</p><p>b</p></div>");
+    /// let div = &html.css("div").unwrap()[0];
+    /// assert_eq!(div.xpath("./p[last()]/text()").unwrap().getall(), ["b"]);
+    /// assert_eq!(div.xpath("count(p)").unwrap().getall(), ["2.0"]);
+    /// ```
+    pub fn xpath(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        let context = match self.hit {
+            Hit::Root => XItem::Root,
+            Hit::Node(i) => XItem::Node(i),
+            _ => return Ok(SelectorList::default()),
+        };
+        let expr = XPath::parse(query).map_err(|e| SelectorError::from_xpath(query, e))?;
+        let items = expr
+            .evaluate(&self.doc, context)
+            .map_err(|e| SelectorError::from_xpath(query, e))?;
+        let items = items
+            .into_iter()
+            .map(|item| {
+                let hit = match item {
+                    XItem::Root => Hit::Root,
+                    XItem::Node(i) => match self.doc.nth(i).map(|n| n.data()) {
+                        Some(Data::Text(_)) => Hit::Text(i),
+                        _ => Hit::Node(i),
+                    },
+                    XItem::Attr { element, index } => Hit::Attr(element, index),
+                    other => Hit::Value(xpath::item_to_parsel_string(&self.doc, &other).into()),
+                };
+                Selector::new(&self.doc, hit)
+            })
+            .collect();
+        Ok(SelectorList { items })
+    }
+
+    /// The element's attributes in document order (parsel's `.attrib`); empty for
+    /// anything else.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse(r#"<a href="/x" class="c">x</a>"#);
+    /// let a = &html.css("a").unwrap()[0];
+    /// assert_eq!(a.attrib(), [("href".into(), "/x".into()), ("class".into(), "c".into())]);
+    /// ```
+    pub fn attrib(&self) -> Vec<(String, String)> {
+        self.node()
+            .map(|n| {
+                n.attrs()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// One attribute of the element.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse(r#"<a href="/x">x</a>"#);
+    /// assert_eq!(html.css("a").unwrap()[0].attr("href").as_deref(), Some("/x"));
+    /// ```
+    pub fn attr(&self, name: &str) -> Option<String> {
+        self.node()
+            .and_then(|n| n.attr(name))
+            .map(ToString::to_string)
+    }
+
+    /// All text inside, concatenated — XPath's `string()`: for an element its
+    /// descendant text, for the rest the string form.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a <b>b</b> c</p>");
+    /// assert_eq!(html.css("p").unwrap()[0].text(), "a b c");
+    /// ```
+    pub fn text(&self) -> String {
+        match &self.hit {
+            Hit::Root | Hit::Node(_) => {
+                let range = match self.hit {
+                    Hit::Node(i) => self.doc.nth(i).map(|n| (i, subtree_end(n))),
+                    _ => Some((0, usize::MAX)),
+                };
+                let Some((from, to)) = range else {
+                    return String::new();
+                };
+                let mut out = String::new();
+                for raw in self
+                    .doc
+                    .nodes
+                    .iter()
+                    .skip(from)
+                    .take_while(|r| r.index < to)
+                {
+                    if let Data::Text(t) = &raw.data {
+                        out.push_str(t);
+                    }
+                }
+                out
+            }
+            _ => self.get(),
         }
+    }
+
+    /// Applies a regular expression to the string form (parsel's `.re()`): the
+    /// group named `extract` if the pattern has one, else every group of every
+    /// match, else every whole match.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>Price: 10.99 EUR, was 12.50</p>");
+    /// let p = &html.css("p::text").unwrap()[0];
+    /// assert_eq!(p.re(r"\d+\.\d+").unwrap(), ["10.99", "12.50"]);
+    /// assert_eq!(p.re(r"(\d+)\.(\d+) EUR").unwrap(), ["10", "99"]);
+    /// assert_eq!(p.re_first(r"was (?P<extract>\S+)").unwrap().as_deref(), Some("12.50"));
+    /// ```
+    pub fn re(&self, pattern: &str) -> Result<Vec<String>, SelectorError> {
+        let re = compile_regex(pattern)?;
+        Ok(regex_extract(&re, &self.get()))
+    }
+
+    /// The first result of [`re`](Selector::re).
+    pub fn re_first(&self, pattern: &str) -> Result<Option<String>, SelectorError> {
+        Ok(self.re(pattern)?.into_iter().next())
     }
 }
 
-impl fmt::Display for Match<'_> {
+impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Match::Node(node) => f.write_str(&node.html()),
-            Match::Text(s) | Match::Attr(s) => f.write_str(s),
-        }
+        f.write_str(&self.get())
     }
 }
 
-/// The results of a query, in document order and without duplicates.
+impl serde::Serialize for Selector {
+    /// As its string form, so `json!({"title": sel})` works.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.get())
+    }
+}
+
+fn compile_regex(pattern: &str) -> Result<regex::Regex, SelectorError> {
+    regex::Regex::new(pattern).map_err(|e| SelectorError::Regex {
+        pattern: pattern.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// parsel's `extract_regex`: the `extract` group, else all groups, else the matches.
+fn regex_extract(re: &regex::Regex, text: &str) -> Vec<String> {
+    if let Some(idx) = re.capture_names().position(|n| n == Some("extract")) {
+        return re
+            .captures_iter(text)
+            .filter_map(|c| c.get(idx).map(|m| m.as_str().to_string()))
+            .collect();
+    }
+    if re.captures_len() > 1 {
+        return re
+            .captures_iter(text)
+            .flat_map(|c| {
+                (1..c.len())
+                    .map(|i| c.get(i).map_or(String::new(), |m| m.as_str().to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+    }
+    re.find_iter(text).map(|m| m.as_str().to_string()).collect()
+}
+
+/// The results of a query, in document order and without duplicates (parsel's
+/// `SelectorList`). Indexes and iterates as a slice of [`Selector`]s.
 ///
 /// ```
 /// let html = arachne::selector::Html::parse(
@@ -266,14 +574,17 @@ impl fmt::Display for Match<'_> {
 /// let quotes = html.css("div.q").unwrap();
 /// assert_eq!(quotes.len(), 2);
 /// assert_eq!(quotes.css("span::text").unwrap().getall(), ["a", "b"]);
+/// for quote in &quotes {
+///     assert!(quote.css("span").unwrap().get().is_some());
+/// }
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SelectorList<'a> {
-    matches: Vec<Match<'a>>,
+pub struct SelectorList {
+    items: Vec<Selector>,
 }
 
-impl<'a> SelectorList<'a> {
-    /// The first match as a string (Scrapy's `.get()`), or `None` if there is none.
+impl SelectorList {
+    /// The first result's string form (Scrapy's `.get()`), or `None`.
     ///
     /// ```
     /// let html = arachne::selector::Html::parse("<p>a</p><p>b</p>");
@@ -281,76 +592,57 @@ impl<'a> SelectorList<'a> {
     /// assert_eq!(html.css("q::text").unwrap().get(), None);
     /// ```
     pub fn get(&self) -> Option<String> {
-        self.matches.first().map(Match::to_string)
+        self.items.first().map(Selector::get)
     }
 
-    /// All matches as strings (Scrapy's `.getall()`).
+    /// Every result's string form (Scrapy's `.getall()`).
     ///
     /// ```
     /// let html = arachne::selector::Html::parse("<p>a</p><p>b</p>");
     /// assert_eq!(html.css("p::text").unwrap().getall(), ["a", "b"]);
     /// ```
     pub fn getall(&self) -> Vec<String> {
-        self.matches.iter().map(Match::to_string).collect()
+        self.items.iter().map(Selector::get).collect()
     }
 
-    /// Number of matches.
-    ///
-    /// ```
-    /// let html = arachne::selector::Html::parse("<p>a</p><p>b</p>");
-    /// assert_eq!(html.css("p").unwrap().len(), 2);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.matches.len()
+    /// The first result, or `None`.
+    pub fn first(&self) -> Option<&Selector> {
+        self.items.first()
     }
 
-    /// Whether nothing matched.
-    ///
-    /// ```
-    /// let html = arachne::selector::Html::parse("<p>a</p>");
-    /// assert!(html.css("table").unwrap().is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.matches.is_empty()
+    /// The results.
+    pub fn iter(&self) -> std::slice::Iter<'_, Selector> {
+        self.items.iter()
     }
 
-    /// The matches, in document order.
-    ///
-    /// ```
-    /// let html = arachne::selector::Html::parse(r#"<a href="/1"></a><a href="/2"></a>"#);
-    /// let list = html.css("a::attr(href)").unwrap();
-    /// let hrefs: Vec<&str> = list.iter().filter_map(|m| m.as_str()).collect();
-    /// assert_eq!(hrefs, ["/1", "/2"]);
-    /// ```
-    pub fn iter(&self) -> impl Iterator<Item = &Match<'a>> {
-        self.matches.iter()
-    }
-
-    /// The element matches (text and attribute matches are skipped).
+    /// The element results, for the `select` API.
     ///
     /// ```
     /// let html = arachne::selector::Html::parse(r#"<a href="/1">x</a>"#);
     /// let list = html.css("a").unwrap();
-    /// let link = list.nodes().next().unwrap();
-    /// assert_eq!(link.attr("href"), Some("/1"));
+    /// assert_eq!(list.nodes().next().unwrap().attr("href"), Some("/1"));
     /// ```
-    pub fn nodes(&self) -> impl Iterator<Item = Node<'a>> + '_ {
-        self.matches.iter().filter_map(Match::as_node)
+    pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> + '_ {
+        self.items.iter().filter_map(Selector::node)
     }
 
-    /// The first match, if any.
+    /// The first element's attributes (parsel's `SelectorList.attrib`).
+    pub fn attrib(&self) -> Vec<(String, String)> {
+        self.items.first().map(Selector::attrib).unwrap_or_default()
+    }
+
+    /// Each result's [`text`](Selector::text): all descendant text of each element.
     ///
     /// ```
-    /// let html = arachne::selector::Html::parse("<p>a</p>");
-    /// assert!(html.css("p").unwrap().first().is_some());
+    /// let html = arachne::selector::Html::parse("<li>a <b>1</b></li><li>b <b>2</b></li>");
+    /// assert_eq!(html.css("li").unwrap().text(), ["a 1", "b 2"]);
     /// ```
-    pub fn first(&self) -> Option<&Match<'a>> {
-        self.matches.first()
+    pub fn text(&self) -> Vec<String> {
+        self.items.iter().map(Selector::text).collect()
     }
 
-    /// Runs `query` relative to every element in this list (see
-    /// [`Selector::select_from`]) and merges the results in document order without
-    /// duplicates. Text and attribute matches contribute nothing.
+    /// Runs a CSS query relative to every element and merges the results in
+    /// document order without duplicates.
     ///
     /// ```
     /// let html = arachne::selector::Html::parse(
@@ -359,59 +651,121 @@ impl<'a> SelectorList<'a> {
     /// let items = html.css("div.item").unwrap();
     /// assert_eq!(items.css("a::attr(href)").unwrap().getall(), ["/1"]);
     /// ```
-    pub fn css(&self, query: &str) -> Result<SelectorList<'a>, SelectorError> {
-        Ok(self.select(&Selector::parse(query)?))
+    pub fn css(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        Ok(self.select(&Css::parse(query)?))
     }
 
-    /// Like [`SelectorList::css`] with an already parsed selector.
-    ///
-    /// ```
-    /// use arachne::selector::{Html, Selector};
-    ///
-    /// let text = Selector::parse("::text").unwrap();
-    /// let html = Html::parse("<p>a</p><p>b</p>");
-    /// assert_eq!(html.css("p").unwrap().select(&text).getall(), ["a", "b"]);
-    /// ```
-    pub fn select(&self, selector: &Selector) -> SelectorList<'a> {
-        let mut keyed: Vec<(Key, Match<'a>)> = Vec::new();
+    /// Like [`SelectorList::css`] with an already parsed query.
+    pub fn select(&self, css: &Css) -> SelectorList {
+        let Some(first) = self.items.first() else {
+            return SelectorList::default();
+        };
+        let doc = &first.doc;
+        let mut keyed: Vec<(Key, Hit)> = Vec::new();
         // Results of disjoint contexts visited in document order are already sorted
         // and unique; only nested contexts (e.g. `div` inside `div`) need a merge.
         let mut overlapping = false;
         let mut prev_end = 0;
-        for node in self.nodes() {
-            if node.index() < prev_end {
-                overlapping = true;
+        for sel in &self.items {
+            match sel.hit {
+                Hit::Node(i) => {
+                    let Some(node) = doc.nth(i) else { continue };
+                    if i < prev_end {
+                        overlapping = true;
+                    }
+                    prev_end = prev_end.max(subtree_end(node));
+                    css.collect(node.descendants(), Some(node), &mut |key, m| {
+                        keyed.push((key, m))
+                    });
+                }
+                Hit::Root => {
+                    overlapping = true;
+                    css.collect_document(doc, &mut |key, m| keyed.push((key, m)));
+                }
+                _ => {}
             }
-            prev_end = prev_end.max(subtree_end(node));
-            selector.collect(node.descendants(), Some(node), &mut |key, m| {
-                keyed.push((key, m))
-            });
         }
         if overlapping {
             keyed.sort_by_key(|(key, _)| *key);
             keyed.dedup_by_key(|(key, _)| *key);
         }
         SelectorList {
-            matches: keyed.into_iter().map(|(_, m)| m).collect(),
+            items: keyed
+                .into_iter()
+                .map(|(_, hit)| Selector::new(doc, hit))
+                .collect(),
         }
     }
-}
 
-impl<'a> IntoIterator for SelectorList<'a> {
-    type Item = Match<'a>;
-    type IntoIter = std::vec::IntoIter<Match<'a>>;
+    /// Runs an XPath query on every element and concatenates the results (as
+    /// parsel does: in the order of the contexts).
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p><b>1</b></p><p><b>2</b></p>");
+    /// assert_eq!(html.css("p").unwrap().xpath("b/text()").unwrap().getall(), ["1", "2"]);
+    /// ```
+    pub fn xpath(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        let mut items = Vec::new();
+        for sel in &self.items {
+            items.extend(sel.xpath(query)?.items);
+        }
+        Ok(SelectorList { items })
+    }
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.matches.into_iter()
+    /// [`Selector::re`] over every result, concatenated.
+    ///
+    /// ```
+    /// let html = arachne::selector::Html::parse("<p>a1</p><p>b22</p>");
+    /// assert_eq!(html.css("p::text").unwrap().re(r"\d+").unwrap(), ["1", "22"]);
+    /// ```
+    pub fn re(&self, pattern: &str) -> Result<Vec<String>, SelectorError> {
+        let re = compile_regex(pattern)?;
+        Ok(self
+            .items
+            .iter()
+            .flat_map(|s| regex_extract(&re, &s.get()))
+            .collect())
+    }
+
+    /// The first result of [`re`](SelectorList::re).
+    pub fn re_first(&self, pattern: &str) -> Result<Option<String>, SelectorError> {
+        let re = compile_regex(pattern)?;
+        Ok(self
+            .items
+            .iter()
+            .find_map(|s| regex_extract(&re, &s.get()).into_iter().next()))
     }
 }
 
-impl<'l, 'a> IntoIterator for &'l SelectorList<'a> {
-    type Item = &'l Match<'a>;
-    type IntoIter = std::slice::Iter<'l, Match<'a>>;
+impl std::ops::Deref for SelectorList {
+    type Target = [Selector];
+    fn deref(&self) -> &[Selector] {
+        &self.items
+    }
+}
+
+impl IntoIterator for SelectorList {
+    type Item = Selector;
+    type IntoIter = std::vec::IntoIter<Selector>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.matches.iter()
+        self.items.into_iter()
+    }
+}
+
+impl<'l> IntoIterator for &'l SelectorList {
+    type Item = &'l Selector;
+    type IntoIter = std::slice::Iter<'l, Selector>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl serde::Serialize for SelectorList {
+    /// As the list of string forms (`getall()`).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.items.iter().map(Selector::get))
     }
 }
 
@@ -423,25 +777,25 @@ impl<'l, 'a> IntoIterator for &'l SelectorList<'a> {
 /// - `::attr(name)` yields the attribute value and skips elements without it;
 ///   `div ::attr(href)` includes the `div`'s own `href`, as in parsel.
 /// - A selector that is only a pseudo-element (`::text`, `::attr(href)`) applies to
-///   the context element itself (with [`Selector::select`], the document root).
+///   the context element itself (with [`Css::select`], the document root).
 ///   Unlike parsel, a bare `::text` is the context's own text children; write
 ///   `*::text` for every text node below it.
 ///
-/// The selector is also a `select` [`Predicate`] matching the elements its
+/// The query is also a `select` [`Predicate`] matching the elements its
 /// element-returning group members match, so it can be used with
 /// `Document::find`.
 ///
 /// ```
-/// use arachne::selector::{Html, Selector};
+/// use arachne::selector::{Css, Html};
 ///
-/// let title = Selector::parse("h1.title::text").unwrap();
+/// let title = Css::parse("h1.title::text").unwrap();
 /// for page in ["<h1 class=title>One</h1>", "<h1 class=title>Two</h1>"] {
 ///     let html = Html::parse(page);
-///     assert!(title.select(html.document()).get().is_some());
+///     assert!(title.select(&html).get().is_some());
 /// }
 /// ```
 #[derive(Clone, Debug)]
-pub struct Selector {
+pub struct Css {
     source: Box<str>,
     members: Vec<Complex>,
     wants_nodes: bool,
@@ -449,23 +803,23 @@ pub struct Selector {
     wants_attrs: bool,
 }
 
-impl Selector {
+impl Css {
     /// Parses a CSS query.
     ///
     /// ```
-    /// use arachne::selector::Selector;
+    /// use arachne::selector::Css;
     ///
-    /// assert!(Selector::parse(r#"a.nav[href^="/p/"]::attr(href)"#).is_ok());
-    /// assert!(Selector::parse("a:hover").is_err());
+    /// assert!(Css::parse(r#"a.nav[href^="/p/"]::attr(href)"#).is_ok());
+    /// assert!(Css::parse("a:hover").is_err());
     /// ```
-    pub fn parse(query: &str) -> Result<Selector, SelectorError> {
+    pub fn parse(query: &str) -> Result<Css, SelectorError> {
         let mut parser = Parser {
             src: query,
             pos: 0,
             depth: 0,
         };
         let members = parser.parse_group()?;
-        Ok(Selector {
+        Ok(Css {
             source: query.into(),
             wants_nodes: members.iter().any(|m| m.pseudo.is_none()),
             wants_text: members
@@ -481,49 +835,69 @@ impl Selector {
     /// The query this selector was parsed from.
     ///
     /// ```
-    /// let sel = arachne::selector::Selector::parse("p > b").unwrap();
+    /// let sel = arachne::selector::Css::parse("p > b").unwrap();
     /// assert_eq!(sel.as_str(), "p > b");
     /// ```
     pub fn as_str(&self) -> &str {
         &self.source
     }
 
-    /// Runs the selector over a whole document.
+    /// Runs the query over a whole document.
     ///
     /// ```
-    /// use arachne::selector::{Html, Selector};
+    /// use arachne::selector::{Css, Html};
     ///
     /// let html = Html::parse("<p>a <b>b</b></p>");
-    /// let sel = Selector::parse("p ::text").unwrap();
-    /// assert_eq!(sel.select(html.document()).getall(), ["a ", "b"]);
+    /// let sel = Css::parse("p ::text").unwrap();
+    /// assert_eq!(sel.select(&html).getall(), ["a ", "b"]);
     /// ```
-    pub fn select<'a>(&self, doc: &'a Document) -> SelectorList<'a> {
-        let mut matches = Vec::new();
-        let nodes = (0..doc.nodes.len()).filter_map(|i| doc.nth(i));
-        self.collect(nodes, None, &mut |_, m| matches.push(m));
-        SelectorList { matches }
+    pub fn select(&self, html: &Html) -> SelectorList {
+        let mut items = Vec::new();
+        self.collect_document(&html.doc, &mut |_, hit| {
+            items.push(Selector::new(&html.doc, hit))
+        });
+        SelectorList { items }
     }
 
-    /// Runs the selector relative to `node`.
+    /// Runs the query relative to an element (the document root for
+    /// [`Html::root`]; nothing for text, attributes and values).
     ///
-    /// Returned elements are strict descendants of `node` (parsel would also return
-    /// `node` itself when it matches); the compounds to the left
-    /// of a combinator may match `node` itself (so `div.item span` works from a
+    /// Returned elements are strict descendants of the element (parsel would also
+    /// return the element itself when it matches); the compounds to the left of a
+    /// combinator may match the element itself (so `div.item span` works from a
     /// `div.item`) but nothing outside it, like parsel's `descendant-or-self::`.
-    /// Text and attributes may come from `node` itself (`p::text` from a `p`).
+    /// Text and attributes may come from the element itself (`p::text` from a `p`).
     ///
     /// ```
-    /// use arachne::selector::{Html, Selector};
+    /// use arachne::selector::{Css, Html};
     ///
     /// let html = Html::parse(r#"<div class="q"><b>in</b></div><b>out</b>"#);
-    /// let quote = html.css("div.q").unwrap().nodes().next().unwrap();
-    /// let bold = Selector::parse("div.q b::text").unwrap();
+    /// let quote = &html.css("div.q").unwrap()[0];
+    /// let bold = Css::parse("div.q b::text").unwrap();
     /// assert_eq!(bold.select_from(quote).getall(), ["in"]);
     /// ```
-    pub fn select_from<'a>(&self, node: Node<'a>) -> SelectorList<'a> {
-        let mut matches = Vec::new();
-        self.collect(node.descendants(), Some(node), &mut |_, m| matches.push(m));
-        SelectorList { matches }
+    pub fn select_from(&self, context: &Selector) -> SelectorList {
+        let doc = &context.doc;
+        let mut items = Vec::new();
+        match context.hit {
+            Hit::Root => {
+                self.collect_document(doc, &mut |_, hit| items.push(Selector::new(doc, hit)))
+            }
+            Hit::Node(i) => {
+                if let Some(node) = doc.nth(i) {
+                    self.collect(node.descendants(), Some(node), &mut |_, hit| {
+                        items.push(Selector::new(doc, hit))
+                    });
+                }
+            }
+            _ => {}
+        }
+        SelectorList { items }
+    }
+
+    fn collect_document<F: FnMut(Key, Hit)>(&self, doc: &Document, emit: &mut F) {
+        let nodes = (0..doc.nodes.len()).filter_map(|i| doc.nth(i));
+        self.collect(nodes, None, emit);
     }
 
     /// The single matching pass: visits `nodes` (the context's subtree, in document
@@ -531,7 +905,7 @@ impl Selector {
     fn collect<'a, I, F>(&self, nodes: I, ctx: Option<Node<'a>>, emit: &mut F)
     where
         I: Iterator<Item = Node<'a>>,
-        F: FnMut(Key, Match<'a>),
+        F: FnMut(Key, Hit),
     {
         let ctx_index = ctx.map(|n| n.index());
         // Compounds may match the context itself but nothing above it.
@@ -551,13 +925,13 @@ impl Selector {
                             m.pseudo.is_none() && m.subject_matches(Some(node), ctx_index, lo)
                         })
                     {
-                        emit((node.index(), 0), Match::Node(node));
+                        emit((node.index(), 0), Hit::Node(node.index()));
                     }
                     if self.wants_attrs {
                         self.emit_attrs(node, ctx_index, lo, emit);
                     }
                 }
-                Data::Text(text) if self.wants_text => {
+                Data::Text(_) if self.wants_text => {
                     let parent = node.raw().parent;
                     let ok = match last_parent {
                         Some((p, ok)) if p == parent => ok,
@@ -572,7 +946,7 @@ impl Selector {
                         }
                     };
                     if ok {
-                        emit((node.index(), 0), Match::Text(text.to_string()));
+                        emit((node.index(), 0), Hit::Text(node.index()));
                     }
                 }
                 _ => {}
@@ -580,11 +954,11 @@ impl Selector {
         }
     }
 
-    fn emit_attrs<'a, F>(&self, element: Node<'a>, ctx: Option<usize>, lo: usize, emit: &mut F)
+    fn emit_attrs<F>(&self, element: Node<'_>, ctx: Option<usize>, lo: usize, emit: &mut F)
     where
-        F: FnMut(Key, Match<'a>),
+        F: FnMut(Key, Hit),
     {
-        for (i, (name, value)) in element.attrs().enumerate() {
+        for (i, (name, _)) in element.attrs().enumerate() {
             let wanted = self.members.iter().any(|m| match &m.pseudo {
                 Some(PseudoElement::Attr(want)) => {
                     want.eq_ignore_ascii_case(name) && m.subject_matches(Some(element), ctx, lo)
@@ -592,27 +966,27 @@ impl Selector {
                 _ => false,
             });
             if wanted {
-                emit((element.index(), i + 1), Match::Attr(value.to_string()));
+                emit((element.index(), i + 1), Hit::Attr(element.index(), i));
             }
         }
     }
 }
 
-impl FromStr for Selector {
+impl FromStr for Css {
     type Err = SelectorError;
 
-    fn from_str(query: &str) -> Result<Selector, SelectorError> {
-        Selector::parse(query)
+    fn from_str(query: &str) -> Result<Css, SelectorError> {
+        Css::parse(query)
     }
 }
 
-impl fmt::Display for Selector {
+impl fmt::Display for Css {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
 }
 
-impl Predicate for Selector {
+impl Predicate for Css {
     fn matches(&self, node: &Node<'_>) -> bool {
         self.members
             .iter()
@@ -620,7 +994,7 @@ impl Predicate for Selector {
     }
 }
 
-impl Predicate for &Selector {
+impl Predicate for &Css {
     fn matches(&self, node: &Node<'_>) -> bool {
         (*self).matches(node)
     }
@@ -1609,7 +1983,7 @@ mod tests {
     }
 
     fn err(query: &str) -> String {
-        match Selector::parse(query) {
+        match Css::parse(query) {
             Ok(sel) => panic!("`{query}` parsed: {sel:?}"),
             Err(e) => e.to_string(),
         }
@@ -1870,8 +2244,8 @@ mod tests {
             r#"<div class="item"><span>in</span><p class="item"><span>deep</span></p></div>
                <span>out</span>"#,
         );
-        let item = html.css("div.item").unwrap().nodes().next().unwrap();
-        let sel = |q: &str| Selector::parse(q).unwrap().select_from(item).getall();
+        let items = html.css("div.item").unwrap();
+        let sel = |q: &str| Css::parse(q).unwrap().select_from(&items[0]).getall();
         assert_eq!(sel("span::text"), ["in", "deep"]);
         assert_eq!(sel("div.item span::text"), ["in", "deep"]);
         assert_eq!(sel("div.item > span::text"), ["in"]);
@@ -2004,7 +2378,7 @@ mod tests {
             err("é[x").contains("at 4"),
             "positions count characters, not bytes"
         );
-        let e = Selector::parse("div..x").unwrap_err();
+        let e = Css::parse("div..x").unwrap_err();
         assert_eq!(e.position(), 5);
         assert_eq!(e.query(), "div..x");
     }
@@ -2012,10 +2386,10 @@ mod tests {
     /// Hostile queries (very long chains, deep `:not`) are rejected, not overflowed.
     #[test]
     fn limits() {
-        assert!(Selector::parse(&"a ".repeat(MAX_COMPOUNDS)).is_ok());
-        assert!(Selector::parse(&"a ".repeat(MAX_COMPOUNDS + 1)).is_err());
+        assert!(Css::parse(&"a ".repeat(MAX_COMPOUNDS)).is_ok());
+        assert!(Css::parse(&"a ".repeat(MAX_COMPOUNDS + 1)).is_err());
         let deep = format!("{}a{}", ":not(".repeat(100), ")".repeat(100));
-        assert!(Selector::parse(&deep).is_err());
+        assert!(Css::parse(&deep).is_err());
     }
 
     /// Random garbage never makes the parser (or matching) panic.
@@ -2087,9 +2461,9 @@ mod tests {
             for _ in 0..(next() % 12) {
                 query.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
             }
-            if let Ok(sel) = Selector::parse(&query) {
+            if let Ok(sel) = Css::parse(&query) {
                 parsed += 1;
-                let list = sel.select(html.document());
+                let list = sel.select(&html);
                 let _ = list.getall();
                 let _ = list.select(&sel).len();
             }
@@ -2097,8 +2471,8 @@ mod tests {
         for _ in 0..500 {
             let bytes: Vec<u8> = (0..(next() % 24)).map(|_| (next() % 128) as u8).collect();
             let query = String::from_utf8_lossy(&bytes);
-            if let Ok(sel) = Selector::parse(&query) {
-                let _ = sel.select(html.document()).len();
+            if let Ok(sel) = Css::parse(&query) {
+                let _ = sel.select(&html).len();
             }
         }
         assert!(
@@ -2124,14 +2498,14 @@ mod tests {
     #[test]
     fn selector_reuse_send_sync_predicate() {
         fn assert_traits<T: Send + Sync + Clone + std::fmt::Debug>() {}
-        assert_traits::<Selector>();
+        assert_traits::<Css>();
         assert_traits::<SelectorError>();
-        let sel: Selector = "li.first a, h2".parse().unwrap();
+        let sel: Css = "li.first a, h2".parse().unwrap();
         assert_eq!(sel.to_string(), "li.first a, h2");
         let a = Html::parse(PAGE);
         let b = Html::parse("<h2>x</h2>");
-        assert_eq!(sel.select(a.document()).len(), 2);
-        assert_eq!(sel.select(b.document()).len(), 1);
+        assert_eq!(sel.select(&a).len(), 2);
+        assert_eq!(sel.select(&b).len(), 1);
         let found: Vec<_> = a.document().find(&sel).map(|n| n.name()).collect();
         assert_eq!(found, [Some("a"), Some("h2")]);
     }
@@ -2145,24 +2519,25 @@ mod tests {
         assert_eq!(html.find(Name("a").and(Attr("title", "Ext"))).len(), 1);
     }
 
-    /// `Match` conversions and list iteration.
+    /// Hits of every kind, their string forms, and list iteration.
     #[test]
-    fn match_accessors() {
+    fn selector_kinds() {
         let html = Html::parse(PAGE);
         let list = html.css("a::attr(href), h2, h2::text").unwrap();
         let kinds: Vec<&str> = list
             .iter()
-            .map(|m| match m {
-                Match::Node(_) => "node",
-                Match::Text(_) => "text",
-                Match::Attr(_) => "attr",
+            .map(|m| match m.hit {
+                Hit::Node(_) => "node",
+                Hit::Text(_) => "text",
+                Hit::Attr(..) => "attr",
+                Hit::Root | Hit::Value(_) => "other",
             })
             .collect();
         assert_eq!(kinds, ["attr", "attr", "attr", "node", "text"]);
         assert_eq!(list.nodes().count(), 1);
-        assert_eq!(list.first().and_then(Match::as_str), Some("/p/1"));
+        assert_eq!(list.first().map(Selector::get).as_deref(), Some("/p/1"));
         assert_eq!((&list).into_iter().count(), 5);
-        assert_eq!(list.into_iter().filter_map(|m| m.as_node()).count(), 1);
+        assert_eq!(list.into_iter().filter(|m| m.node().is_some()).count(), 1);
     }
 
     /// `sample_page` is deterministic, about the requested size, and selectable.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
+use arachne::spider::CallbackData;
 use serde_json::{json, Value};
 use support::logs::{capture_logs, logged};
 use support::server::FixtureServer;
@@ -43,6 +43,16 @@ struct Seen {
     texts: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
+/// The spider's callbacks and its one errback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Cb {
+    Parse,
+    Panics,
+    Fails,
+    Record,
+}
+
 struct BadInput {
     base: String,
     refused_port: u16,
@@ -57,12 +67,18 @@ impl BadInput {
 
 #[async_trait(?Send)]
 impl Spider for BadInput {
+    type Callback = Cb;
+
     fn name(&self) -> &str {
         "bad_input"
     }
 
-    fn start_requests(&self) -> StartRequests {
-        let get = |url: String| Request::get(url).map(|r| r.errback("record"));
+    fn start(self: Arc<Self>) -> Start {
+        let get = |url: String| Request::get(url).map(|r| r.errback(Cb::Record));
+        // A callback name that came from outside the program (a persisted request, the
+        // command line) and names nothing the spider has.
+        let mut unknown = get(self.url("/page?cb=unknown")).unwrap();
+        unknown.callback = Some(CallbackData::named("no_such_callback"));
         let requests: Vec<Result<Request, SpiderError>> = vec![
             Request::get("not a url").map_err(SpiderError::from),
             Ok(get("ftp://127.0.0.1/x".into()).unwrap()),
@@ -77,18 +93,18 @@ impl Spider for BadInput {
             Ok(get(self.url("/reset")).unwrap()),
             Ok(get(self.url("/broken")).unwrap()),
             Ok(get(self.url("/latin1")).unwrap()),
-            Ok(get(self.url("/page?cb=panics")).unwrap().callback("panics")),
-            Ok(get(self.url("/page?cb=fails")).unwrap().callback("fails")),
-            Ok(get(self.url("/page?cb=unknown"))
+            Ok(get(self.url("/page?cb=panics"))
                 .unwrap()
-                .callback("no_such_callback")),
+                .callback(Cb::Panics)),
+            Ok(get(self.url("/page?cb=fails")).unwrap().callback(Cb::Fails)),
+            Ok(unknown),
         ];
-        Box::new(requests.into_iter())
+        start_from_iter(requests)
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {
         let url = response.url.to_string();
-        let title = response.css("title::text")?.concat();
+        let title = response.css("title::text")?.getall().concat();
         self.seen
             .titles
             .lock()
@@ -100,27 +116,27 @@ impl Spider for BadInput {
             .unwrap()
             .insert(url.clone(), response.text().into_owned());
         let mut out = Output::new().with_item(json!({ "url": url, "title": title }));
-        for href in response.css("a::attr(href)")? {
+        for href in response.css("a::attr(href)")?.getall() {
             out.request(response.follow(&href)?);
         }
         Ok(out)
     }
 
-    async fn callback(&self, name: &str, response: &Response) -> CallbackResult {
-        match name {
-            "parse" => self.parse(response).await,
-            "panics" => panic!("deliberate panic in a callback"),
-            "fails" => {
+    async fn callback(&self, cb: Cb, response: &Response) -> CallbackResult {
+        match cb {
+            Cb::Parse => self.parse(response).await,
+            Cb::Panics => panic!("deliberate panic in a callback"),
+            Cb::Fails => {
                 let n: i32 = "not a number".parse()?;
                 Ok(Output::new().with_item(json!({ "n": n })))
             }
-            other => Err(SpiderError::unknown_callback(other)),
+            Cb::Record => Err(SpiderError::unknown_callback("record")),
         }
     }
 
-    async fn errback(&self, name: &str, failure: &Failure) -> CallbackResult {
-        if name != "record" {
-            return Err(SpiderError::unknown_callback(name));
+    async fn errback(&self, eb: Cb, failure: &Failure) -> CallbackResult {
+        if !matches!(eb, Cb::Record) {
+            return Err(SpiderError::unknown_callback(&format!("{eb:?}")));
         }
         let url = failure.request.url.to_string();
         self.seen
@@ -335,21 +351,23 @@ struct NoErrback(String);
 
 #[async_trait(?Send)]
 impl Spider for NoErrback {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "no_errback"
     }
-    fn start_requests(&self) -> StartRequests {
+    fn start(self: Arc<Self>) -> Start {
         let base = self.0.clone();
-        Box::new(
-            [
-                Request::get(format!("{base}/status/404")),
-                Request::get(format!("{base}/reset")),
-                Request::get(format!("{base}/status/500")).map(|r| r.errback("missing")),
-                Request::get(format!("{base}/ok")),
-            ]
-            .into_iter()
-            .map(|r| r.map_err(SpiderError::from)),
-        )
+        let with_missing_errback = |mut r: Request| {
+            r.errback = Some(CallbackData::named("missing"));
+            r
+        };
+        start_from_iter([
+            Request::get(format!("{base}/status/404")),
+            Request::get(format!("{base}/reset")),
+            Request::get(format!("{base}/status/500")).map(with_missing_errback),
+            Request::get(format!("{base}/ok")),
+        ])
     }
     async fn parse(&self, _: &Response) -> CallbackResult {
         Ok(Output::new().with_item(json!({ "ok": true })))

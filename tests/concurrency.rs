@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 use support::server::{FixtureServer, LogEntry};
 use support::site::Site;
 
@@ -26,11 +25,13 @@ struct ListSpider(Vec<Request>);
 
 #[async_trait(?Send)]
 impl Spider for ListSpider {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "list"
     }
-    fn start_requests(&self) -> StartRequests {
-        Box::new(self.0.clone().into_iter().map(Ok))
+    fn start(self: Arc<Self>) -> Start {
+        start_from_iter(self.0.clone().into_iter().map(Ok::<_, SpiderError>))
     }
     async fn parse(&self, _: &Response) -> CallbackResult {
         Ok(Output::new())

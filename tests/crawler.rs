@@ -20,12 +20,14 @@ struct Walker {
 
 #[async_trait(?Send)]
 impl Spider for Walker {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         &self.name
     }
     /// Filtered start request, so a page linking back to it is not fetched twice.
-    fn start_requests(&self) -> arachne::spider::StartRequests {
-        Box::new(std::iter::once(
+    fn start(self: Arc<Self>) -> Start {
+        start_from_iter(std::iter::once(
             Request::get(&self.start).map_err(SpiderError::from),
         ))
     }
@@ -38,7 +40,7 @@ impl Spider for Walker {
     }
     async fn parse(&self, response: &Response) -> CallbackResult {
         let mut out = Output::new().with_item(serde_json::json!({ "url": response.url.as_str() }));
-        for href in response.css("a::attr(href)")? {
+        for href in response.css("a::attr(href)")?.getall() {
             if let Ok(r) = response.follow(&href) {
                 out.request(r);
             }
@@ -268,12 +270,14 @@ fn panicking_start_requests() {
     struct Panicking(String);
     #[async_trait(?Send)]
     impl Spider for Panicking {
+        type Callback = DefaultCallback;
+
         fn name(&self) -> &str {
             "panicking"
         }
-        fn start_requests(&self) -> arachne::spider::StartRequests {
+        fn start(self: Arc<Self>) -> Start {
             let base = self.0.clone();
-            Box::new((0..5).map(move |i| {
+            start_from_iter((0..5).map(move |i| {
                 if i == 3 {
                     panic!("start request bug");
                 }

@@ -75,6 +75,8 @@ struct Idle;
 
 #[arachne::async_trait(?Send)]
 impl arachne::spider::Spider for Idle {
+    type Callback = arachne::spider::DefaultCallback;
+
     fn name(&self) -> &str {
         "test"
     }

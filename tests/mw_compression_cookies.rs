@@ -26,7 +26,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 use serde_json::{json, Value};
 use support::logs::{capture_logs, logged};
 
@@ -239,22 +238,8 @@ struct Probe {
     seen: Seen,
 }
 
-#[async_trait(?Send)]
-impl Spider for Probe {
-    fn name(&self) -> &str {
-        "probe"
-    }
-
-    fn start_requests(&self) -> StartRequests {
-        let reqs: Vec<_> = self
-            .start
-            .iter()
-            .map(|r| Ok(r.clone().errback("failed").dont_filter(true)))
-            .collect();
-        Box::new(reqs.into_iter())
-    }
-
-    async fn parse(&self, response: &Response) -> CallbackResult {
+impl Probe {
+    fn record(&self, response: &Response) {
         let url = response.url.to_string();
         self.seen
             .bodies
@@ -268,12 +253,51 @@ impl Spider for Probe {
                 .get("content-encoding")
                 .map(|v| v.to_str().unwrap().to_string()),
         );
+    }
+}
+
+/// This spider's callbacks: pages go to `parse`, failures to `failed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Cb {
+    Parse,
+    /// Requests these next, each in its cookie jar (`Value::Null`: the default one).
+    Then {
+        next: Vec<(String, Value)>,
+    },
+    Failed,
+}
+
+#[async_trait(?Send)]
+impl Spider for Probe {
+    type Callback = Cb;
+
+    fn name(&self) -> &str {
+        "probe"
+    }
+
+    fn start(self: Arc<Self>) -> Start {
+        let reqs: Vec<_> = self
+            .start
+            .iter()
+            .map(|r| Ok::<_, SpiderError>(r.clone().errback(Cb::Failed).dont_filter(true)))
+            .collect();
+        start_from_iter(reqs.into_iter())
+    }
+
+    async fn parse(&self, response: &Response) -> CallbackResult {
+        self.record(response);
+        Ok(Output::new())
+    }
+
+    async fn callback(&self, cb: Cb, response: &Response) -> CallbackResult {
+        self.record(response);
         let mut out = Output::new();
-        if let Some(Value::Array(next)) = response.request.cb_kwargs.get("next") {
-            for n in next {
-                let mut r = Request::get(n["url"].as_str().unwrap())?.dont_filter(true);
-                if !n["jar"].is_null() {
-                    r = r.meta("cookiejar", n["jar"].clone());
+        if let Cb::Then { next } = cb {
+            for (url, jar) in next {
+                let mut r = Request::get(url)?.dont_filter(true);
+                if !jar.is_null() {
+                    r = r.meta("cookiejar", jar);
                 }
                 out.request(r);
             }
@@ -281,7 +305,7 @@ impl Spider for Probe {
         Ok(out)
     }
 
-    async fn errback(&self, _name: &str, failure: &Failure) -> CallbackResult {
+    async fn errback(&self, _: Cb, failure: &Failure) -> CallbackResult {
         self.seen
             .failures
             .lock()
@@ -486,12 +510,10 @@ async fn every_coding_decodes() {
 
 // --- cookies --------------------------------------------------------------------------------
 
-fn next(urls: &[(String, Value)]) -> Value {
-    Value::Array(
-        urls.iter()
-            .map(|(u, jar)| json!({ "url": u, "jar": jar }))
-            .collect(),
-    )
+fn next(urls: &[(String, Value)]) -> Cb {
+    Cb::Then {
+        next: urls.to_vec(),
+    }
 }
 
 /// A cookie set by 127.0.0.1 is sent back to 127.0.0.1 and not to 127.0.0.2, and
@@ -504,10 +526,9 @@ async fn cookies_go_back_to_their_host_only() {
     let set = server.url_on(0, "/set?sid=abc");
     let same = server.url_on(0, "/show?n=1");
     let other = server.url_on(1, "/show?n=2");
-    let first = Request::get(&set).unwrap().cb_kwarg(
-        "next",
-        next(&[(same.clone(), Value::Null), (other, Value::Null)]),
-    );
+    let first = Request::get(&set)
+        .unwrap()
+        .callback(next(&[(same.clone(), Value::Null), (other, Value::Null)]));
     crawl(vec![first], settings().with("COOKIES_DEBUG", true)).await;
 
     assert_eq!(server.hit(0, "/set?sid=abc").cookie, None);
@@ -539,18 +560,15 @@ async fn cookiejar_sessions_stay_apart() {
     let one = Request::get(server.url("/set?sid=one"))
         .unwrap()
         .meta("cookiejar", 1)
-        .cb_kwarg(
-            "next",
-            next(&[
-                (server.url("/show?jar=1"), json!(1)),
-                (server.url("/show?jar=default"), Value::Null),
-                (server.url("/show?jar=3"), json!(3)),
-            ]),
-        );
+        .callback(next(&[
+            (server.url("/show?jar=1"), json!(1)),
+            (server.url("/show?jar=default"), Value::Null),
+            (server.url("/show?jar=3"), json!(3)),
+        ]));
     let two = Request::get(server.url("/set?sid=two"))
         .unwrap()
         .meta("cookiejar", "two")
-        .cb_kwarg("next", next(&[(server.url("/show?jar=two"), json!("two"))]));
+        .callback(next(&[(server.url("/show?jar=two"), json!("two"))]));
     let (_, seen) = crawl(vec![one, two], settings()).await;
     assert!(seen.failures.lock().unwrap().is_empty());
     assert_eq!(
@@ -572,7 +590,7 @@ async fn cookies_disabled_sends_none() {
     let server = Server::start(&["127.0.0.1"], Pages::new());
     let first = Request::get(server.url("/set?sid=abc"))
         .unwrap()
-        .cb_kwarg("next", next(&[(server.url("/show?n=1"), Value::Null)]));
+        .callback(next(&[(server.url("/show?n=1"), Value::Null)]));
     crawl(vec![first], settings().with("COOKIES_ENABLED", false)).await;
     assert_eq!(server.hits().len(), 2);
     assert!(

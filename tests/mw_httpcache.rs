@@ -16,7 +16,6 @@ use std::time::Duration;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 use serde_json::{json, Value};
 use support::server::FixtureServer;
 use support::site::Site;
@@ -49,15 +48,30 @@ struct CacheSpider {
     seen: Seen,
 }
 
+/// This spider's callbacks: pages go to `parse`, failures to `record`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Cb {
+    Parse,
+    Record,
+}
+
 #[async_trait(?Send)]
 impl Spider for CacheSpider {
+    type Callback = Cb;
+
     fn name(&self) -> &str {
         "cache"
     }
 
-    fn start_requests(&self) -> StartRequests {
-        let requests: Vec<_> = self.start.iter().cloned().map(Ok).collect();
-        Box::new(requests.into_iter())
+    fn start(self: Arc<Self>) -> Start {
+        let requests: Vec<_> = self
+            .start
+            .iter()
+            .cloned()
+            .map(Ok::<_, SpiderError>)
+            .collect();
+        start_from_iter(requests.into_iter())
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {
@@ -71,12 +85,12 @@ impl Spider for CacheSpider {
         let page = Page {
             url: response.url.to_string(),
             status: response.status,
-            title: response.css("title::text")?.concat(),
+            title: response.css("title::text")?.getall().concat(),
             body: response.text().into_owned(),
         };
         self.seen.items.lock().unwrap().push(page.clone());
         let mut out = Output::new().with_item(json!({ "url": page.url, "title": page.title }));
-        for href in response.css("a::attr(href)")? {
+        for href in response.css("a::attr(href)")?.getall() {
             let next = response.follow(&href)?;
             if next.url.host_str() == response.url.host_str() {
                 out.request(next);
@@ -85,7 +99,7 @@ impl Spider for CacheSpider {
         Ok(out)
     }
 
-    async fn errback(&self, _: &str, failure: &Failure) -> CallbackResult {
+    async fn errback(&self, _: Cb, failure: &Failure) -> CallbackResult {
         self.seen
             .failed
             .lock()
@@ -123,7 +137,7 @@ async fn crawl(start: Vec<Request>, settings: Settings) -> (StatsMap, Seen) {
 }
 
 fn get(url: String) -> Request {
-    Request::get(url).unwrap().errback("record")
+    Request::get(url).unwrap().errback(Cb::Record)
 }
 
 fn stat(stats: &StatsMap, key: &str) -> u64 {

@@ -28,7 +28,6 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::http::{Meta, Method};
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 use serde_json::{json, Value};
 use support::logs::{capture_logs, logged};
 use support::server::FixtureServer;
@@ -249,14 +248,24 @@ impl Probe {
     }
 }
 
+/// This spider's callbacks: pages go to `parse`, failures to `record`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Cb {
+    Parse,
+    Record,
+}
+
 #[async_trait(?Send)]
 impl Spider for Probe {
+    type Callback = Cb;
+
     fn name(&self) -> &str {
         "mw_probe"
     }
 
-    fn start_requests(&self) -> StartRequests {
-        Box::new(self.requests.clone().into_iter().map(Ok))
+    fn start(self: Arc<Self>) -> Start {
+        start_from_iter(self.requests.clone().into_iter().map(Ok::<_, SpiderError>))
     }
 
     fn attr(&self, name: &str) -> Option<Value> {
@@ -272,9 +281,9 @@ impl Spider for Probe {
         Ok(Output::new().with_item(json!({ "url": response.url.as_str() })))
     }
 
-    async fn errback(&self, name: &str, failure: &Failure) -> CallbackResult {
-        if name != "record" {
-            return Err(SpiderError::unknown_callback(name));
+    async fn errback(&self, eb: Cb, failure: &Failure) -> CallbackResult {
+        if !matches!(eb, Cb::Record) {
+            return Err(SpiderError::unknown_callback(&format!("{eb:?}")));
         }
         self.seen.failures.lock().unwrap().push(Failed {
             url: failure.request.url.to_string(),
@@ -396,7 +405,7 @@ async fn redirected_requests_keep_dont_filter() {
 async fn redirect_loop_stops_at_max_times() {
     let server = Stateful::start();
     let url = server.url("/loop");
-    let spider = Probe::new(vec![get(url.clone()).dont_filter(true).errback("record")]);
+    let spider = Probe::new(vec![get(url.clone()).dont_filter(true).errback(Cb::Record)]);
     let (stats, seen) = crawl(spider, settings().with("REDIRECT_MAX_TIMES", 3)).await;
 
     assert_eq!(
@@ -468,7 +477,7 @@ async fn dont_redirect_leaves_the_response_to_the_spider() {
     let spider = Probe::new(vec![
         get(server.url("/r/302/never"))
             .meta("dont_redirect", true)
-            .errback("record"),
+            .errback(Cb::Record),
         get(server.url("/r/302/never2")).meta("handle_httpstatus_list", json!([302])),
     ]);
     let (stats, seen) = crawl(spider, settings()).await;
@@ -523,7 +532,7 @@ async fn retry_gives_up_after_retry_times() {
     let server = Stateful::start();
     let url = server.url("/always/503");
     let spider = Probe::new(vec![
-        get(url.clone()).errback("record"),
+        get(url.clone()).errback(Cb::Record),
         get(server.url("/always/500")).meta("max_retry_times", 0),
         get(server.url("/always/502")).meta("dont_retry", true),
     ]);
@@ -554,7 +563,7 @@ async fn retry_gives_up_after_retry_times() {
 #[actix::test]
 async fn connection_refused_is_retried() {
     let url = format!("http://127.0.0.1:{}/down", refused_port());
-    let spider = Probe::new(vec![get(url.clone()).errback("record")]);
+    let spider = Probe::new(vec![get(url.clone()).errback(Cb::Record)]);
     let (stats, seen) = crawl(spider, settings().with("RETRY_TIMES", 2)).await;
 
     assert_eq!(stat(&stats, "retry/count"), 2, "{stats:#?}");

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 use serde_json::{json, Value};
 use support::logs::{capture_logs, logged};
 use support::server::FixtureServer;
@@ -36,19 +35,29 @@ struct ListSpider {
     seen: Seen,
 }
 
+/// This spider's callbacks: pages go to `parse`, failures to `record`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Cb {
+    Parse,
+    Record,
+}
+
 #[async_trait(?Send)]
 impl Spider for ListSpider {
+    type Callback = Cb;
+
     fn name(&self) -> &str {
         "robots"
     }
 
-    fn start_requests(&self) -> StartRequests {
+    fn start(self: Arc<Self>) -> Start {
         let requests: Vec<_> = self
             .urls
             .iter()
-            .map(|u| Ok(Request::get(u).unwrap().errback("record")))
+            .map(|u| Ok::<_, SpiderError>(Request::get(u).unwrap().errback(Cb::Record)))
             .collect();
-        Box::new(requests.into_iter())
+        start_from_iter(requests.into_iter())
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {
@@ -60,8 +69,8 @@ impl Spider for ListSpider {
         Ok(Output::new().with_item(json!({ "url": response.url.as_str() })))
     }
 
-    async fn errback(&self, name: &str, failure: &Failure) -> CallbackResult {
-        assert_eq!(name, "record");
+    async fn errback(&self, eb: Cb, failure: &Failure) -> CallbackResult {
+        assert!(matches!(eb, Cb::Record), "{eb:?}");
         self.seen
             .failed
             .lock()
@@ -335,14 +344,16 @@ async fn dont_obey_robotstxt_passes() {
     struct Bypass(String);
     #[async_trait(?Send)]
     impl Spider for Bypass {
+        type Callback = DefaultCallback;
+
         fn name(&self) -> &str {
             "bypass"
         }
-        fn start_requests(&self) -> StartRequests {
+        fn start(self: Arc<Self>) -> Start {
             let r = Request::get(&self.0)
                 .unwrap()
                 .meta("dont_obey_robotstxt", true);
-            Box::new(std::iter::once(Ok(r)))
+            start_from_iter(std::iter::once(Ok::<_, SpiderError>(r)))
         }
         async fn parse(&self, _: &Response) -> CallbackResult {
             Ok(Output::new())

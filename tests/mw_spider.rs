@@ -23,14 +23,16 @@ struct Walk {
 
 #[async_trait(?Send)]
 impl Spider for Walk {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "walk"
     }
     fn allowed_domains(&self) -> Vec<String> {
         self.domains.clone()
     }
-    fn start_requests(&self) -> arachne::spider::StartRequests {
-        Box::new(std::iter::once(
+    fn start(self: Arc<Self>) -> Start {
+        start_from_iter(std::iter::once(
             Request::get(&self.start).map_err(SpiderError::from),
         ))
     }
@@ -39,7 +41,7 @@ impl Spider for Walk {
             "path": response.url.path(),
             "depth": response.request.depth(),
         }));
-        for href in response.css("a::attr(href)")? {
+        for href in response.css("a::attr(href)")?.getall() {
             if let Ok(r) = response.follow(&href) {
                 out.request(r);
             }

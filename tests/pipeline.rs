@@ -19,6 +19,8 @@ struct Ten(String);
 
 #[async_trait(?Send)]
 impl Spider for Ten {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "ten"
     }

@@ -20,7 +20,6 @@ use arachne::actors::stats::StatsMap;
 use arachne::http::Method;
 use arachne::prelude::*;
 use arachne::queue::{MemoryQueue, QueueOrder};
-use arachne::spider::StartRequests;
 use serde_json::{json, Value};
 use support::server::{FixtureServer, LogEntry};
 use support::site::Site;
@@ -133,6 +132,8 @@ struct Follow(String);
 
 #[async_trait(?Send)]
 impl Spider for Follow {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "follow"
     }
@@ -141,7 +142,7 @@ impl Spider for Follow {
     }
     async fn parse(&self, response: &Response) -> CallbackResult {
         let mut out = Output::new();
-        for href in response.css("a::attr(href)")? {
+        for href in response.css("a::attr(href)")?.getall() {
             out.request(response.follow(&href)?);
         }
         Ok(out)
@@ -206,11 +207,13 @@ impl SlowTree {
 
 #[async_trait(?Send)]
 impl Spider for SlowTree {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "slowtree"
     }
-    fn start_requests(&self) -> StartRequests {
-        Box::new(std::iter::once(Ok(self.node("root"))))
+    fn start(self: Arc<Self>) -> Start {
+        start_from_iter(std::iter::once(Ok::<_, SpiderError>(self.node("root"))))
     }
     async fn parse(&self, response: &Response) -> CallbackResult {
         let name = node_name(response.url.as_str());
@@ -281,6 +284,8 @@ struct Prio(String);
 
 #[async_trait(?Send)]
 impl Spider for Prio {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "prio"
     }
@@ -337,16 +342,16 @@ struct PrioStart(String);
 
 #[async_trait(?Send)]
 impl Spider for PrioStart {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "priostart"
     }
-    fn start_requests(&self) -> StartRequests {
+    fn start(self: Arc<Self>) -> Start {
         let base = self.0.clone();
-        Box::new(
-            [0, 10, 5, -3]
-                .into_iter()
-                .map(move |p| Ok(Request::get(format!("{base}/p?n={p}")).unwrap().priority(p))),
-        )
+        start_from_iter([0, 10, 5, -3].into_iter().map(move |p| {
+            Ok::<_, SpiderError>(Request::get(format!("{base}/p?n={p}")).unwrap().priority(p))
+        }))
     }
     async fn parse(&self, _: &Response) -> CallbackResult {
         Ok(Output::new())
@@ -377,6 +382,8 @@ struct Dupes(String);
 
 #[async_trait(?Send)]
 impl Spider for Dupes {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "dupes"
     }
@@ -421,6 +428,8 @@ struct Methods(String);
 
 #[async_trait(?Send)]
 impl Spider for Methods {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "methods"
     }

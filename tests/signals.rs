@@ -91,6 +91,8 @@ struct OnePage {
 
 #[async_trait(?Send)]
 impl Spider for OnePage {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "onepage"
     }
@@ -223,6 +225,8 @@ async fn extension_closes_with_own_reason() {
     struct Follow(String);
     #[async_trait(?Send)]
     impl Spider for Follow {
+        type Callback = DefaultCallback;
+
         fn name(&self) -> &str {
             "f"
         }
@@ -234,7 +238,7 @@ async fn extension_closes_with_own_reason() {
         }
         async fn parse(&self, response: &Response) -> CallbackResult {
             let mut out = Output::new();
-            for href in response.css("a::attr(href)")? {
+            for href in response.css("a::attr(href)")?.getall() {
                 if let Ok(r) = response.follow(&href) {
                     out.request(r);
                 }

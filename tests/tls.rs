@@ -24,7 +24,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::{Failure, StartRequests};
+use arachne::spider::Failure;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
 };
@@ -275,14 +275,24 @@ impl Recorder {
     }
 }
 
+/// This spider's callbacks: pages go to `parse`, failures to `failed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Cb {
+    Parse,
+    Failed,
+}
+
 #[async_trait(?Send)]
 impl Spider for Recorder {
+    type Callback = Cb;
+
     fn name(&self) -> &str {
         "tls"
     }
-    fn start_requests(&self) -> StartRequests {
-        let request = Request::get(&self.start).unwrap().errback("failed");
-        Box::new(std::iter::once(Ok(request)))
+    fn start(self: Arc<Self>) -> Start {
+        let request = Request::get(&self.start).unwrap().errback(Cb::Failed);
+        start_from_iter(std::iter::once(Ok::<_, SpiderError>(request)))
     }
     async fn parse(&self, response: &Response) -> CallbackResult {
         self.seen.lock().unwrap().push(Seen {
@@ -291,13 +301,13 @@ impl Spider for Recorder {
             issuer: response.certificate.as_ref().map(|c| c.issuer.clone()),
         });
         let mut out = Output::new().with_item(serde_json::json!({ "url": response.url.as_str() }));
-        for href in response.css("a::attr(href)")? {
-            out = out.with_request(response.follow(&href)?.errback("failed"));
+        for href in response.css("a::attr(href)")?.getall() {
+            out = out.with_request(response.follow(&href)?.errback(Cb::Failed));
         }
         Ok(out)
     }
-    async fn errback(&self, name: &str, failure: &Failure) -> CallbackResult {
-        assert_eq!(name, "failed");
+    async fn errback(&self, eb: Cb, failure: &Failure) -> CallbackResult {
+        assert!(matches!(eb, Cb::Failed), "{eb:?}");
         self.failures
             .lock()
             .unwrap()

@@ -4,9 +4,14 @@
 
 use std::sync::OnceLock;
 
+use std::sync::Arc;
+
 use crate::http::{Request, Response};
-use crate::selector::{Html, Selector};
-use crate::spider::{CallbackResult, Output, Spider, SpiderArgs, SpiderError, StartRequests};
+use crate::selector::Css;
+use crate::spider::{
+    start_from_iter, CallbackResult, DefaultCallback, Output, Spider, SpiderArgs, SpiderError,
+    Start,
+};
 
 /// The spider.
 #[derive(Debug, Clone)]
@@ -38,18 +43,20 @@ impl FollowSpider {
     }
 }
 
-fn selectors() -> &'static (Selector, Selector) {
-    static S: OnceLock<(Selector, Selector)> = OnceLock::new();
+fn selectors() -> &'static (Css, Css) {
+    static S: OnceLock<(Css, Css)> = OnceLock::new();
     S.get_or_init(|| {
         (
-            Selector::parse("title::text").expect("static selector parses"),
-            Selector::parse("a::attr(href)").expect("static selector parses"),
+            Css::parse("title::text").expect("static selector parses"),
+            Css::parse("a::attr(href)").expect("static selector parses"),
         )
     })
 }
 
 #[async_trait::async_trait(?Send)]
 impl Spider for FollowSpider {
+    type Callback = DefaultCallback;
+
     fn name(&self) -> &str {
         "follow"
     }
@@ -60,19 +67,17 @@ impl Spider for FollowSpider {
 
     /// The start request goes through the duplicate filter (unlike Scrapy's default
     /// start requests), so a page linking back to it does not fetch it twice.
-    fn start_requests(&self) -> StartRequests {
-        let r = Request::get(&self.start_url).map_err(SpiderError::from);
-        Box::new(std::iter::once(r))
+    fn start(self: Arc<Self>) -> Start {
+        start_from_iter(std::iter::once(
+            Request::get(&self.start_url).map_err(SpiderError::from),
+        ))
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {
         let (title_sel, href_sel) = selectors();
-        let html = Html::parse(&response.text());
+        let html = response.html();
         let mut out = Output::new();
-        let title = title_sel
-            .select(html.document())
-            .get()
-            .map(|t| t.trim().to_string());
+        let title = title_sel.select(&html).get().map(|t| t.trim().to_string());
         out.item(serde_json::json!({
             "url": response.url.as_str(),
             "status": response.status,
@@ -81,7 +86,7 @@ impl Spider for FollowSpider {
         }));
         // `follow` resolves against `<base href>` when the page has one, as browsers
         // and Scrapy's `response.follow` do.
-        for href in href_sel.select(html.document()).getall() {
+        for href in href_sel.select(&html).getall() {
             match response.follow(&href) {
                 Ok(r) if matches!(r.url.scheme(), "http" | "https") => {
                     out.request(r);

@@ -5,7 +5,7 @@
 //! use arachne::cli::{run, SpiderRegistry};
 //! # use arachne::prelude::*;
 //! # struct MySpider;
-//! # #[async_trait(?Send)] impl Spider for MySpider { fn name(&self) -> &str { "mine" }
+//! # #[async_trait(?Send)] impl Spider for MySpider { type Callback = DefaultCallback; fn name(&self) -> &str { "mine" }
 //! #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
 //!
 //! fn main() -> std::process::ExitCode {
@@ -27,9 +27,9 @@ pub use follow::FollowSpider;
 
 use crate::crawler::CrawlerProcess;
 use crate::settings::{Priority, Settings};
-use crate::spider::{Spider, SpiderArgs};
+use crate::spider::{DynSpider, Spider, SpiderArgs};
 
-type SpiderFactory = Box<dyn Fn(&SpiderArgs) -> Result<Arc<dyn Spider>, String>>;
+type SpiderFactory = Box<dyn Fn(&SpiderArgs) -> Result<Arc<dyn DynSpider>, String>>;
 
 /// The spiders a CLI knows, by name. The built-in `follow` spider is always there.
 pub struct SpiderRegistry {
@@ -66,7 +66,7 @@ impl SpiderRegistry {
     ) -> &mut Self {
         self.factories.insert(
             name.to_string(),
-            Box::new(move |args| factory(args).map(|s| Arc::new(s) as Arc<dyn Spider>)),
+            Box::new(move |args| factory(args).map(|s| Arc::new(s) as Arc<dyn DynSpider>)),
         );
         self
     }
@@ -76,7 +76,7 @@ impl SpiderRegistry {
         self.factories.keys().map(String::as_str).collect()
     }
 
-    fn build(&self, name: &str, args: &SpiderArgs) -> Result<Arc<dyn Spider>, String> {
+    fn build(&self, name: &str, args: &SpiderArgs) -> Result<Arc<dyn DynSpider>, String> {
         match self.factories.get(name) {
             Some(f) => f(args),
             None => Err(format!(

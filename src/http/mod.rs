@@ -7,7 +7,7 @@ pub mod client;
 mod encoding;
 pub mod fingerprint;
 mod request;
-mod response;
+pub mod response;
 pub mod tls;
 pub(crate) mod tunnel;
 

@@ -1,6 +1,8 @@
 //! [`Request`]: a URL to fetch and what to do with its response. Callbacks and
-//! errbacks are named, not closures, so a request is plain data that can be queued,
-//! persisted (JOBDIR) or sent to another process (Redis) and still mean the same.
+//! errbacks are data (the spider's own serde type, see [`CallbackData`]), not
+//! closures, so a request is plain data that can be queued, persisted (JOBDIR) or
+//! sent to another process (Redis) and still mean the same: `Request` implements
+//! `Serialize` and `Deserialize`, losslessly.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -9,6 +11,7 @@ use url::Url;
 use super::fingerprint::{self, Fingerprint};
 use super::{HeaderMap, HeaderName, HeaderValue, Method};
 use crate::error::InvalidUrl;
+use crate::spider::{Callback, CallbackData};
 
 /// Free-form per-request data, Scrapy's `request.meta` (`depth`, `download_slot`,
 /// `download_timeout`, `dont_redirect`, ... and anything a spider wants to carry).
@@ -19,11 +22,21 @@ pub type Meta = Map<String, Value>;
 /// ```
 /// use arachne::http::Request;
 ///
+/// #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+/// #[serde(rename_all = "snake_case")]
+/// enum Cb { Parse, ParsePage { page: u32 } }
+///
 /// let req = Request::get("http://127.0.0.1:8080/page/1")?
-///     .callback("parse_page")
+///     .callback(Cb::ParsePage { page: 1 })
 ///     .priority(10)
-///     .meta("page", 1);
-/// assert_eq!(req.callback.as_deref(), Some("parse_page"));
+///     .meta("seen_on", "index");
+/// assert_eq!(req.callback.as_ref().unwrap().resolve::<Cb>().unwrap(), Cb::ParsePage { page: 1 });
+///
+/// // A request round-trips through serde (what JOBDIR and Redis store).
+/// let json = serde_json::to_string(&req).unwrap();
+/// let back: Request = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.url, req.url);
+/// assert_eq!(back.callback.unwrap().resolve::<Cb>().unwrap(), Cb::ParsePage { page: 1 });
 /// # Ok::<(), arachne::error::InvalidUrl>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -38,16 +51,15 @@ pub struct Request {
     pub body: Bytes,
     /// Scrapy's `meta`.
     pub meta: Meta,
-    /// Keyword arguments for the callback, Scrapy's `cb_kwargs`.
-    pub cb_kwargs: Map<String, Value>,
     /// Higher runs sooner.
     pub priority: i32,
     /// Skip the duplicate filter.
     pub dont_filter: bool,
-    /// Name of the spider callback for the response; `None` means `parse`.
-    pub callback: Option<String>,
-    /// Name of the spider errback for failures.
-    pub errback: Option<String>,
+    /// The spider callback for the response (its data replaces Scrapy's
+    /// `cb_kwargs`); `None` means `parse`.
+    pub callback: Option<CallbackData>,
+    /// The spider errback for failures.
+    pub errback: Option<CallbackData>,
     /// Free labels shown in logs.
     pub flags: Vec<String>,
 }
@@ -71,7 +83,6 @@ impl Request {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             meta: Meta::new(),
-            cb_kwargs: Map::new(),
             priority: 0,
             dont_filter: false,
             callback: None,
@@ -80,15 +91,16 @@ impl Request {
         }
     }
 
-    /// Names the callback that parses the response.
-    pub fn callback(mut self, name: impl Into<String>) -> Self {
-        self.callback = Some(name.into());
+    /// Sets the callback that parses the response: a value of the spider's
+    /// [`Spider::Callback`](crate::spider::Spider::Callback) type.
+    pub fn callback<C: Callback>(mut self, callback: C) -> Self {
+        self.callback = Some(CallbackData::new(callback));
         self
     }
 
-    /// Names the errback for download and HTTP errors.
-    pub fn errback(mut self, name: impl Into<String>) -> Self {
-        self.errback = Some(name.into());
+    /// Sets the errback for download and HTTP errors (a value of the same type).
+    pub fn errback<C: Callback>(mut self, errback: C) -> Self {
+        self.errback = Some(CallbackData::new(errback));
         self
     }
 
@@ -107,12 +119,6 @@ impl Request {
     /// Sets one `meta` key.
     pub fn meta(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.meta.insert(key.into(), value.into());
-        self
-    }
-
-    /// Sets one callback keyword argument.
-    pub fn cb_kwarg(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.cb_kwargs.insert(key.into(), value.into());
         self
     }
 
@@ -167,6 +173,130 @@ impl Request {
     }
 }
 
+/// The serde form of a request: every field, the body base64-encoded, header values
+/// as strings when they are UTF-8 (else `{"base64": ...}`), callbacks in their own
+/// serde form.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RequestRepr {
+    url: String,
+    #[serde(default = "get_method")]
+    method: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    headers: Vec<(String, HeaderRepr)>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    body: String,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    meta: Meta,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    priority: i32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    dont_filter: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    callback: Option<CallbackData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    errback: Option<CallbackData>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    flags: Vec<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum HeaderRepr {
+    Text(String),
+    Binary { base64: String },
+}
+
+fn get_method() -> String {
+    "GET".to_string()
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+impl serde::Serialize for Request {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let headers = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let value = match v.to_str() {
+                    Ok(s) => HeaderRepr::Text(s.to_string()),
+                    Err(_) => HeaderRepr::Binary {
+                        base64: b64.encode(v.as_bytes()),
+                    },
+                };
+                (k.as_str().to_string(), value)
+            })
+            .collect();
+        RequestRepr {
+            url: self.url.to_string(),
+            method: self.method.to_string(),
+            headers,
+            body: if self.body.is_empty() {
+                String::new()
+            } else {
+                b64.encode(&self.body)
+            },
+            meta: self.meta.clone(),
+            priority: self.priority,
+            dont_filter: self.dont_filter,
+            callback: self.callback.clone(),
+            errback: self.errback.clone(),
+            flags: self.flags.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Request {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        use serde::de::Error;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let repr = RequestRepr::deserialize(deserializer)?;
+        let url = parse_url(&repr.url).map_err(D::Error::custom)?;
+        let method = Method::from_bytes(repr.method.as_bytes())
+            .map_err(|e| D::Error::custom(format!("invalid method {:?}: {e}", repr.method)))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in repr.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| D::Error::custom(format!("invalid header name {name:?}: {e}")))?;
+            let bytes = match value {
+                HeaderRepr::Text(s) => s.into_bytes(),
+                HeaderRepr::Binary { base64 } => b64
+                    .decode(base64)
+                    .map_err(|e| D::Error::custom(format!("invalid header value: {e}")))?,
+            };
+            let value = HeaderValue::from_bytes(&bytes)
+                .map_err(|e| D::Error::custom(format!("invalid header value: {e}")))?;
+            headers.append(name, value);
+        }
+        let body = if repr.body.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::from(
+                b64.decode(repr.body)
+                    .map_err(|e| D::Error::custom(format!("invalid body: {e}")))?,
+            )
+        };
+        Ok(Request {
+            url,
+            method,
+            headers,
+            body,
+            meta: repr.meta,
+            priority: repr.priority,
+            dont_filter: repr.dont_filter,
+            callback: repr.callback,
+            errback: repr.errback,
+            flags: repr.flags,
+        })
+    }
+}
+
 /// Parses an absolute URL the way Scrapy's `Request` accepts one: a scheme and, for
 /// network schemes, a host. Leading and trailing whitespace is stripped.
 pub(crate) fn parse_url(raw: &str) -> Result<Url, InvalidUrl> {
@@ -212,6 +342,48 @@ mod tests {
     #[test]
     fn other_schemes_parse() {
         assert!(Request::get("ftp://127.0.0.1/file").is_ok());
+    }
+
+    /// Every field survives a serde round trip, binary bodies and headers included.
+    #[test]
+    fn serde_round_trip() {
+        let mut r = Request::new(Method::POST, "http://127.0.0.1:9/a?b=1#frag")
+            .unwrap()
+            .header("X-Text", "v")
+            .body(vec![0u8, 159, 146, 150])
+            .meta("depth", 2)
+            .priority(-3)
+            .dont_filter(true)
+            .callback(crate::spider::DefaultCallback::Parse);
+        r.errback = Some(crate::spider::CallbackData::with_data(
+            "on_error",
+            serde_json::json!({"page": 2}),
+        ));
+        r.headers.append(
+            HeaderName::from_static("x-bin"),
+            HeaderValue::from_bytes(&[0xfe, b'a']).unwrap(),
+        );
+        r.flags.push("retried".into());
+        let back: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.url, r.url);
+        assert_eq!(back.method, r.method);
+        // HeaderMap iterates in hash order; compare as sorted lists.
+        let sorted = |h: &HeaderMap| {
+            let mut v: Vec<_> = h.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            v.sort_by(|a, b| (a.0.as_str(), a.1.as_bytes()).cmp(&(b.0.as_str(), b.1.as_bytes())));
+            v
+        };
+        assert_eq!(sorted(&back.headers), sorted(&r.headers));
+        assert_eq!(back.body, r.body);
+        assert_eq!(back.meta, r.meta);
+        assert_eq!(back.priority, -3);
+        assert!(back.dont_filter);
+        assert_eq!(back.callback, r.callback);
+        assert_eq!(back.errback, r.errback);
+        assert_eq!(back.flags, r.flags);
+        assert_eq!(back.fingerprint(), r.fingerprint());
+        let bad = serde_json::from_str::<Request>(r#"{"url": "not a url"}"#);
+        assert!(bad.unwrap_err().to_string().contains("not a url"));
     }
 
     /// The builder sets what it says.

@@ -1,8 +1,17 @@
 //! [`Response`]: what came back for a [`Request`], with Scrapy's conveniences —
-//! `text()`, `urljoin`, `follow` and CSS selection.
+//! `text()`, `json()`, `urljoin`, `follow`, `follow_all`, and CSS / XPath selection.
+//!
+//! The HTML document is parsed lazily and at most once per callback: inside a
+//! callback (which the spider workers run in a [`document_scope`]) every `css`,
+//! `xpath` and `html()` call on one response shares one parsed tree. The tree is not
+//! `Send`, so it lives in the worker task's scope, not in the (shared, `Send`)
+//! response; outside a callback each call parses afresh.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -14,22 +23,25 @@ use url::Url;
 use super::tls::CertificateInfo;
 use super::{encoding, HeaderMap, Meta, Request};
 use crate::error::InvalidUrl;
-use crate::selector::{Html, SelectorError};
+use crate::selector::{Css, Html, SelectorError, SelectorList};
 
 /// A downloaded response.
 ///
 /// ```
 /// use arachne::http::{Request, Response};
 ///
-/// let req = Request::get("http://127.0.0.1/a/b")?;
+/// let req = Request::get("http://127.0.0.1/a/b#top")?;
 /// let resp = Response::new(req, 200, "<a href='../c'>C</a>".into());
-/// assert_eq!(resp.css("a::attr(href)").unwrap(), vec!["../c"]);
+/// assert_eq!(resp.url.as_str(), "http://127.0.0.1/a/b"); // no fragment, as in Scrapy
+/// assert_eq!(resp.css("a::attr(href)").unwrap().getall(), ["../c"]);
+/// assert_eq!(resp.xpath("//a/text()").unwrap().get().as_deref(), Some("C"));
 /// assert_eq!(resp.follow("../c")?.url.as_str(), "http://127.0.0.1/c");
 /// # Ok::<(), arachne::error::InvalidUrl>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Response {
-    /// Final URL (the request's URL; redirects produce new requests).
+    /// The URL that was downloaded: the request's, without its fragment (a fragment
+    /// is never sent; redirects produce new requests).
     pub url: Url,
     /// HTTP status code.
     pub status: u16,
@@ -54,13 +66,18 @@ pub struct Response {
     pub flags: Vec<String>,
     /// `<base href>` resolved against `url`, looked for once (Scrapy's `get_base_url`).
     base: OnceLock<Option<Url>>,
+    /// Identifies this response's parsed document in a [`document_scope`].
+    id: u64,
 }
 
 impl Response {
     /// A response for `request` (used by the downloader, middlewares and tests).
     pub fn new(request: Request, status: u16, body: Bytes) -> Response {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let mut url = request.url.clone();
+        url.set_fragment(None);
         Response {
-            url: request.url.clone(),
+            url,
             status,
             headers: HeaderMap::new(),
             body,
@@ -71,6 +88,7 @@ impl Response {
             certificate: None,
             flags: Vec::new(),
             base: OnceLock::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -129,17 +147,121 @@ impl Response {
         Ok(Request::from_url(crate::http::Method::GET, url))
     }
 
-    /// Parses the body as HTML. Build it once per callback when you run several
-    /// queries; the document is not `Send`, so it stays where the callback runs.
-    pub fn html(&self) -> Html {
-        Html::parse(&self.text())
+    /// The body parsed as JSON (Scrapy's `response.json()`), into any
+    /// `Deserialize` type (`serde_json::Value` for a dynamic one).
+    ///
+    /// ```
+    /// # use arachne::http::{Request, Response};
+    /// let resp = Response::new(Request::get("http://127.0.0.1/api")?, 200, r#"{"n": [1, 2]}"#.into());
+    /// let v: serde_json::Value = resp.json().unwrap();
+    /// assert_eq!(v["n"][1], 2);
+    /// # Ok::<(), arachne::error::InvalidUrl>(())
+    /// ```
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
     }
 
-    /// Runs one CSS query (`a::attr(href)`, `h1::text`, `div.quote`) over the body and
-    /// returns every match as a string.
-    pub fn css(&self, query: &str) -> Result<Vec<String>, SelectorError> {
-        Ok(self.html().css(query)?.getall())
+    /// A request for every link in `hrefs` (Scrapy's `follow_all(urls)`), parsed by
+    /// `parse` unless a callback is set on the results. A link that does not resolve
+    /// to a URL is skipped with a warning, so one broken `href` does not cost the
+    /// page's other links.
+    ///
+    /// ```
+    /// # use arachne::http::{Request, Response};
+    /// let resp = Response::new(Request::get("http://127.0.0.1/a/")?, 200, "".into());
+    /// let reqs = resp.follow_all(["x", "/y", "http://[::1"]);
+    /// assert_eq!(reqs.len(), 2);
+    /// # Ok::<(), arachne::error::InvalidUrl>(())
+    /// ```
+    pub fn follow_all<I, S>(&self, hrefs: I) -> Vec<Request>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        hrefs
+            .into_iter()
+            .filter_map(|h| match self.follow(h.as_ref()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    log::warn!("skipping link on <{}>: {e}", self.url);
+                    None
+                }
+            })
+            .collect()
     }
+
+    /// [`follow_all`](Response::follow_all) over what a CSS query selects
+    /// (Scrapy's `follow_all(css=...)`): strings (`a::attr(href)`) are links as
+    /// they are; elements give their `href` (`<a>`, `<link>`, `<area>`) or `src`.
+    ///
+    /// ```
+    /// # use arachne::http::{Request, Response};
+    /// let body = r#"<nav><a href="/1">1</a><a href="/2">2</a></nav>"#;
+    /// let resp = Response::new(Request::get("http://127.0.0.1/")?, 200, body.into());
+    /// let urls: Vec<String> = resp.follow_all_css("nav a").unwrap()
+    ///     .into_iter().map(|r| r.url.to_string()).collect();
+    /// assert_eq!(urls, ["http://127.0.0.1/1", "http://127.0.0.1/2"]);
+    /// # Ok::<(), arachne::error::InvalidUrl>(())
+    /// ```
+    pub fn follow_all_css(&self, query: &str) -> Result<Vec<Request>, SelectorError> {
+        let found = self.css(query)?;
+        let hrefs = found.iter().filter_map(|sel| {
+            if sel.node().is_some() {
+                sel.attr("href").or_else(|| sel.attr("src"))
+            } else {
+                Some(sel.get())
+            }
+        });
+        Ok(self.follow_all(hrefs))
+    }
+
+    /// The body as an HTML document: parsed on first use and shared by every later
+    /// call inside the same callback.
+    pub fn html(&self) -> Html {
+        let key = (self.id, self.body.as_ptr() as usize, self.body.len());
+        let cached = DOCUMENTS.try_with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some((_, html)) = cache.iter().find(|(k, _)| *k == key) {
+                return html.clone();
+            }
+            let html = Html::parse(&self.text());
+            // A callback with inline downloads may hold a few responses at once;
+            // beyond that, forget the oldest rather than grow.
+            if cache.len() >= MAX_SCOPED_DOCUMENTS {
+                cache.remove(0);
+            }
+            cache.push((key, html.clone()));
+            html
+        });
+        cached.unwrap_or_else(|_| Html::parse(&self.text()))
+    }
+
+    /// Runs a CSS query (`a::attr(href)`, `h1::text`, `div.quote`) over the body.
+    pub fn css(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        Ok(Css::parse(query)?.select(&self.html()))
+    }
+
+    /// Runs an XPath 1.0 query over the body.
+    pub fn xpath(&self, query: &str) -> Result<SelectorList, SelectorError> {
+        self.html().xpath(query)
+    }
+}
+
+/// How many parsed documents one callback scope keeps.
+const MAX_SCOPED_DOCUMENTS: usize = 8;
+
+/// Parsed documents of the responses one callback touched: (response key, tree).
+type DocumentCache = RefCell<Vec<((u64, usize, usize), Html)>>;
+
+tokio::task_local! {
+    static DOCUMENTS: DocumentCache;
+}
+
+/// Runs `fut` (a callback) with its own parsed-document cache, so every query it
+/// makes on one response shares one parse, and the trees are dropped with it.
+#[doc(hidden)]
+pub fn document_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    DOCUMENTS.scope(RefCell::new(Vec::new()), fut)
 }
 
 /// The `href` of the first `<base>` tag in the first 4 KB, if any — a byte scan, so

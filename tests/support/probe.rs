@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
-use arachne::spider::StartRequests;
 
 /// URL → page title; URL → (failure kind, failure message).
 #[derive(Clone, Default)]
@@ -42,6 +41,16 @@ impl Seen {
     }
 }
 
+/// The probe's callbacks: pages go to `parse`, failures to `failed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cb {
+    /// [`Spider::parse`].
+    Parse,
+    /// Records the failure.
+    Failed,
+}
+
 /// Fetches its start requests (each with the `failed` errback, unfiltered); one item
 /// per page with its URL and title.
 pub struct Probe {
@@ -51,21 +60,23 @@ pub struct Probe {
 
 #[async_trait(?Send)]
 impl Spider for Probe {
+    type Callback = Cb;
+
     fn name(&self) -> &str {
         "probe"
     }
 
-    fn start_requests(&self) -> StartRequests {
+    fn start(self: Arc<Self>) -> Start {
         let reqs: Vec<_> = self
             .start
             .iter()
-            .map(|r| Ok(r.clone().errback("failed").dont_filter(true)))
+            .map(|r| Ok::<_, SpiderError>(r.clone().errback(Cb::Failed).dont_filter(true)))
             .collect();
-        Box::new(reqs.into_iter())
+        start_from_iter(reqs)
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {
-        let title = response.css("title::text")?.concat();
+        let title = response.css("title::text")?.getall().concat();
         self.seen
             .titles
             .lock()
@@ -77,7 +88,7 @@ impl Spider for Probe {
         })))
     }
 
-    async fn errback(&self, _name: &str, failure: &Failure) -> CallbackResult {
+    async fn errback(&self, _: Cb, failure: &Failure) -> CallbackResult {
         self.seen.failures.lock().unwrap().insert(
             failure.request.url.to_string(),
             (failure.kind().to_string(), failure.to_string()),
