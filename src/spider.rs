@@ -97,6 +97,15 @@ pub enum DefaultCallback {
 /// let err = CallbackData::named("parse_autor").resolve::<Cb>().unwrap_err();
 /// assert_eq!(err.kind, "UnknownCallback");
 /// ```
+///
+/// A misspelt callback is a compile error, not a failure in the middle of a crawl:
+///
+/// ```compile_fail
+/// # #[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+/// # enum Cb { Parse, ParseAuthor }
+/// let request = arachne::http::Request::get("http://127.0.0.1/").unwrap();
+/// let request = request.callback(Cb::ParseAutor); // error: no variant `ParseAutor`
+/// ```
 #[derive(Clone)]
 pub struct CallbackData(CallbackRepr);
 

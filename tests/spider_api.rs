@@ -1,0 +1,298 @@
+//! The spider API as a user meets it, end to end against a local server: typed
+//! callbacks carrying data, a document parsed once however many queries a callback
+//! runs, struct items exported in declared field order, the `opened` / `closed`
+//! hooks, `meta["depth"]` on start responses, fragment-free `response.url`,
+//! `response.json()` and `follow_all`.
+//!
+//! The parse counter is global to the process, so the tests of this file run one at a
+//! time.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use arachne::extension::CrawlerHandle;
+use arachne::prelude::*;
+use arachne::selector::documents_parsed;
+use arachne::signals::CloseReason;
+use support::server::FixtureServer;
+use support::site::Site;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn quiet() -> Settings {
+    Settings::new()
+        .with("LOGSTATS_INTERVAL", 0)
+        .with("STATS_DUMP", false)
+}
+
+const LISTING: &str = r#"<html><head><title>Listing</title></head><body>
+<div class="quote"><span class="text">One</span><a class="author" href="/author/ann">Ann</a>
+  <div class="tags"><a class="tag">a</a><a class="tag">b</a></div></div>
+<div class="quote"><span class="text">Two</span><a class="author" href="/author/bob">Bob</a>
+  <div class="tags"><a class="tag">c</a></div></div>
+<a class="api" href="/api.json">api</a>
+</body></html>"#;
+
+fn site() -> Site {
+    let Site::Static(mut pages) = Site::html_pages([
+        ("/", LISTING),
+        ("/author/ann", "<h3>Ann</h3>"),
+        ("/author/bob", "<h3>Bob</h3>"),
+    ]) else {
+        unreachable!("html_pages builds a static site")
+    };
+    pages.insert(
+        "/api.json".into(),
+        (
+            200,
+            "application/json".into(),
+            br#"{"count": 2, "names": ["x", "y"]}"#.to_vec(),
+        ),
+    );
+    Site::Static(pages)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Cb {
+    Parse,
+    Author { listed_on: String, position: usize },
+    Api,
+}
+
+/// One quote, with its fields deliberately not in alphabetical order.
+#[derive(Serialize)]
+struct Quote {
+    z: String,
+    a: Vec<String>,
+    m: usize,
+}
+
+#[derive(Default)]
+struct Record {
+    parsed_in_listing: Option<u64>,
+    authors: Vec<(String, String, usize)>,
+    api: Option<(u64, Vec<String>)>,
+    depth_at_start: Option<serde_json::Value>,
+    start_url: Option<String>,
+    opened: Option<String>,
+    closed: Option<String>,
+    parses_before_opened: Option<bool>,
+}
+
+struct Quotes {
+    start: String,
+    record: Arc<Mutex<Record>>,
+}
+
+#[async_trait(?Send)]
+impl Spider for Quotes {
+    type Callback = Cb;
+
+    fn name(&self) -> &str {
+        "quotes"
+    }
+
+    fn start_urls(&self) -> Vec<String> {
+        vec![self.start.clone()]
+    }
+
+    async fn opened(&self, crawler: &CrawlerHandle) {
+        let mut r = self.record.lock().unwrap();
+        r.opened = Some(crawler.spider_name.to_string());
+        r.parses_before_opened = Some(r.start_url.is_some());
+    }
+
+    async fn closed(&self, reason: &CloseReason) {
+        self.record.lock().unwrap().closed = Some(reason.to_string());
+    }
+
+    async fn parse(&self, response: &Response) -> CallbackResult {
+        let before = documents_parsed();
+        let mut out = Output::new();
+        // Ten queries (and nested ones) on one response: one parse.
+        let title = response.css("title::text")?.get().unwrap_or_default();
+        for (i, quote) in response.css("div.quote")?.iter().enumerate() {
+            out.item(Quote {
+                z: quote.css("span.text::text")?.get().unwrap_or_default(),
+                a: quote.css("div.tags a.tag::text")?.getall(),
+                m: i,
+            });
+        }
+        for _ in 0..6 {
+            response.css("a.author::attr(href)")?;
+        }
+        let authors = response.follow_all_css("a.author::attr(href)")?;
+        for (position, request) in authors.into_iter().enumerate() {
+            out.request(request.callback(Cb::Author {
+                listed_on: title.clone(),
+                position,
+            }));
+        }
+        if let Some(api) = response.css("a.api::attr(href)")?.get() {
+            out.request(response.follow(&api)?.callback(Cb::Api));
+        }
+        let mut r = self.record.lock().unwrap();
+        r.parsed_in_listing = Some(documents_parsed() - before);
+        r.depth_at_start = response.meta().get("depth").cloned();
+        r.start_url = Some(response.url.to_string());
+        Ok(out)
+    }
+
+    async fn callback(&self, cb: Cb, response: &Response) -> CallbackResult {
+        match cb {
+            Cb::Parse => self.parse(response).await,
+            Cb::Author {
+                listed_on,
+                position,
+            } => {
+                let name = response.css("h3::text")?.get().unwrap_or_default();
+                self.record
+                    .lock()
+                    .unwrap()
+                    .authors
+                    .push((name, listed_on, position));
+                Ok(Output::new())
+            }
+            Cb::Api => {
+                #[derive(Deserialize)]
+                struct Api {
+                    count: u64,
+                    names: Vec<String>,
+                }
+                let api: Api = response.json()?;
+                self.record.lock().unwrap().api = Some((api.count, api.names));
+                Ok(Output::new())
+            }
+        }
+    }
+}
+
+/// Acceptance 1, 2, 5 (field order), 6 (`closed`), and the smaller API points.
+#[actix::test]
+async fn typed_callbacks_parse_once_ordered_items_and_hooks() {
+    let _serial = serial();
+    let server = FixtureServer::start(site());
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("items.jsonl");
+    let record = Arc::new(Mutex::new(Record::default()));
+    let spider = Quotes {
+        // The fragment is not part of the page: Scrapy strips it before download.
+        start: server.url("/#top"),
+        record: record.clone(),
+    };
+    let settings = quiet().with(
+        "FEEDS",
+        json!({ feed.to_str().unwrap(): { "format": "jsonlines" } }),
+    );
+    let stats = Crawler::new(spider, settings).run().await.unwrap();
+    assert_eq!(stats["finish_reason"], "finished", "{stats:#?}");
+
+    let r = record.lock().unwrap();
+    assert_eq!(
+        r.parsed_in_listing,
+        Some(1),
+        "ten css() calls on one response parse it once"
+    );
+    let mut authors = r.authors.clone();
+    authors.sort();
+    assert_eq!(
+        authors,
+        [
+            ("Ann".to_string(), "Listing".to_string(), 0),
+            ("Bob".to_string(), "Listing".to_string(), 1)
+        ],
+        "variant fields reach the callback"
+    );
+    assert_eq!(r.api, Some((2, vec!["x".to_string(), "y".to_string()])));
+    assert_eq!(
+        r.depth_at_start,
+        Some(json!(0)),
+        "start responses have depth 0"
+    );
+    assert_eq!(r.start_url.as_deref(), Some(server.url("/").as_str()));
+    assert_eq!(r.opened.as_deref(), Some("quotes"));
+    assert_eq!(
+        r.parses_before_opened,
+        Some(false),
+        "opened runs before the first callback"
+    );
+    assert_eq!(r.closed.as_deref(), Some("finished"));
+
+    let lines: Vec<String> = std::fs::read_to_string(&feed)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"z":"One","a":["a","b"],"m":0}"#,
+            r#"{"z":"Two","a":["c"],"m":1}"#
+        ],
+        "struct items keep their declared field order"
+    );
+}
+
+/// `closed` hears the reason a crawl was closed for, not only `finished`.
+#[actix::test]
+async fn closed_hook_gets_the_close_reason() {
+    let _serial = serial();
+    let server = FixtureServer::start(site());
+    let record = Arc::new(Mutex::new(Record::default()));
+    let spider = Quotes {
+        start: server.url("/"),
+        record: record.clone(),
+    };
+    let settings = quiet().with("CLOSESPIDER_ITEMCOUNT", 1);
+    let stats = Crawler::new(spider, settings).run().await.unwrap();
+    assert_eq!(stats["finish_reason"], "closespider_itemcount");
+    assert_eq!(
+        record.lock().unwrap().closed.as_deref(),
+        Some("closespider_itemcount")
+    );
+}
+
+/// A callback named from outside the program maps onto the spider's type by its
+/// snake_case name, with its data; an unknown name is a clear error.
+#[test]
+fn callback_names_from_outside_map_onto_the_type() {
+    use arachne::spider::CallbackData;
+    let author = CallbackData::with_data("author", json!({"listed_on": "L", "position": 3}));
+    assert_eq!(
+        author.resolve::<Cb>().unwrap(),
+        Cb::Author {
+            listed_on: "L".into(),
+            position: 3
+        }
+    );
+    assert_eq!(CallbackData::named("api").resolve::<Cb>().unwrap(), Cb::Api);
+    let err = CallbackData::named("athor").resolve::<Cb>().unwrap_err();
+    assert_eq!(err.kind, "UnknownCallback");
+    assert!(err.to_string().contains("athor"), "{err}");
+    // A persisted request carries its callback as data and comes back typed.
+    let request = Request::get("http://127.0.0.1/a")
+        .unwrap()
+        .callback(Cb::Author {
+            listed_on: "L".into(),
+            position: 1,
+        });
+    let json = serde_json::to_string(&request).unwrap();
+    assert!(
+        json.contains(r#""author":{"listed_on":"L","position":1}"#),
+        "{json}"
+    );
+    let back: Request = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        back.callback.unwrap().resolve::<Cb>().unwrap(),
+        Cb::Author {
+            listed_on: "L".into(),
+            position: 1
+        }
+    );
+}
