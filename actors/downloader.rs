@@ -2,11 +2,13 @@
 //! it to the [`Slot`] of its domain — or of its IP
 //! when `CONCURRENT_REQUESTS_PER_IP` > 0, or of its `download_slot` meta — creating
 //! slots on demand and collecting idle ones. It owns every slot: AutoThrottle changes a
-//! delay through [`SetSlotDelay`], never by reaching into a slot. The downloader stats
-//! are the `DownloaderStats` middleware's.
+//! delay through `SetSlotDelay` (a `DownloaderHandle`), never by reaching into a slot.
+//! The downloader stats are the `DownloaderStats` middleware's.
 //!
-//! Commands: [`Fetch`], [`SetSlotDelay`], [`CloseDownloader`]. Emits
-//! `RequestReachedDownloader`.
+//! Commands: `Fetch`, `SetSlotDelay`, query `GetSlotDelay` (all of
+//! `crate::handle::downloader`), [`CloseDownloader`]. Emits nothing itself: the Slot
+//! sends `RequestReachedDownloader` once a request is past the middlewares and in its
+//! queue.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -15,36 +17,19 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::signal_bus::{Emit, SignalBus, SubscriberCounts};
-use super::slot::{FetchResult, SetDelay, Slot, SlotFetch, SlotState};
+use super::slot::{FetchResult, GetSlotStats, SetDelay, Slot, SlotFetch, SlotState};
 use crate::error::{catch_panic, ConfigError, DownloadError};
+use crate::handle::downloader::{Fetch, GetSlotDelay, SetSlotDelay};
+use crate::handle::SignalsHandle;
 use crate::http::client::HttpClients;
 use crate::http::Request;
 use crate::middleware::downloader::{DownloaderMiddlewares, Fetched};
 use crate::settings::Settings;
-use crate::signals::RequestReachedDownloader;
-
-/// Downloads a request through the downloader middlewares; resolves with a response,
-/// a request to schedule instead, or the failure.
-#[derive(Debug, Message)]
-#[rtype(result = "Fetched")]
-pub struct Fetch(pub Request);
 
 /// Downloads a request past the middlewares: only the slot and the transfer.
 #[derive(Debug, Message)]
 #[rtype(result = "FetchResult")]
 struct Transfer(Request);
-
-/// Sets a slot's delay. `slot: None` sets the delay slots are created with (what
-/// AutoThrottle's start delay is); a slot that does not exist yet is created with it.
-#[derive(Debug, Clone, PartialEq, Message)]
-#[rtype(result = "()")]
-pub struct SetSlotDelay {
-    /// The slot key, as `ResponseDownloaded::slot` gives it; `None` for the default.
-    pub slot: Option<Arc<str>>,
-    /// The new delay.
-    pub delay: Duration,
-}
 
 /// Stops every slot (in-flight transfers are cancelled).
 #[derive(Debug, Message)]
@@ -142,8 +127,7 @@ pub struct Downloader {
     slots: HashMap<Arc<str>, SlotEntry>,
     default_delay: Duration,
     dns: HashMap<String, (String, Instant)>,
-    bus: Addr<SignalBus>,
-    counts: Arc<SubscriberCounts>,
+    bus: SignalsHandle,
     middlewares: Rc<DownloaderMiddlewares>,
 }
 
@@ -160,8 +144,7 @@ impl Downloader {
     pub fn new(
         config: DownloaderConfig,
         clients: HttpClients,
-        bus: Addr<SignalBus>,
-        counts: Arc<SubscriberCounts>,
+        bus: SignalsHandle,
         middlewares: DownloaderMiddlewares,
     ) -> Self {
         Downloader {
@@ -171,7 +154,6 @@ impl Downloader {
             slots: HashMap::new(),
             dns: HashMap::new(),
             bus,
-            counts,
             middlewares: Rc::new(middlewares),
         }
     }
@@ -207,7 +189,6 @@ impl Downloader {
                 self.clients.clone(),
                 self.config.clone(),
                 self.bus.clone(),
-                self.counts.clone(),
             )
             .start();
             self.slots.insert(
@@ -243,10 +224,8 @@ impl Handler<Fetch> for Downloader {
     fn handle(&mut self, msg: Fetch, ctx: &mut Context<Self>) -> Self::Result {
         let mut request = msg.0;
         crate::middleware::referer::apply_pending_referer(&mut request);
-        let reached = Arc::new(request.clone());
-        self.bus.do_send(Emit(RequestReachedDownloader {
-            request: reached.clone(),
-        }));
+        // Enough of the request to fail it if a middleware panics.
+        let (method, url) = (request.method.clone(), request.url.clone());
         let middlewares = self.middlewares.clone();
         let me = ctx.address();
         Box::pin(async move {
@@ -256,13 +235,9 @@ impl Handler<Fetch> for Downloader {
                     .unwrap_or(Err(DownloadError::Cancelled))
             });
             catch_panic(chain).await.unwrap_or_else(|p| {
-                log::error!(
-                    "A downloader middleware panicked on <{} {}>: {p}",
-                    reached.method,
-                    reached.url
-                );
+                log::error!("A downloader middleware panicked on <{method} {url}>: {p}");
                 Fetched::Failed(
-                    (*reached).clone(),
+                    Request::from_url(method, url),
                     DownloadError::Other(format!("downloader middleware panicked: {p}")),
                 )
             })
@@ -344,6 +319,24 @@ impl Handler<SetSlotDelay> for Downloader {
             None => self.default_delay = msg.delay,
             Some(key) => self.slot(&key).addr.do_send(SetDelay(msg.delay)),
         }
+    }
+}
+
+impl Handler<GetSlotDelay> for Downloader {
+    type Result = ResponseFuture<Option<Duration>>;
+    fn handle(&mut self, msg: GetSlotDelay, _: &mut Context<Self>) -> Self::Result {
+        let Some(key) = msg.slot else {
+            let delay = self.default_delay;
+            return Box::pin(async move { Some(delay) });
+        };
+        // The slot owns its delay; a `SetDelay` sent to it before is handled first.
+        let ask = self.slots.get(&key).map(|e| e.addr.send(GetSlotStats));
+        Box::pin(async move {
+            match ask {
+                Some(ask) => ask.await.ok().map(|s| s.delay),
+                None => None,
+            }
+        })
     }
 }
 

@@ -9,9 +9,15 @@
 //! output and exception chains on what the callback returned, and their start-request
 //! hook on every start request.
 //!
-//! Commands: [`StartEngine`], [`Crawl`], [`CloseSpider`]; query: [`GetEngineStatus`].
-//! Emits `SpiderOpened`, `EngineStarted`, `ResponseReceived`, `SpiderErrored`,
-//! `SpiderIdle`, `SpiderClosed`, `EngineStopped`.
+//! Commands: [`StartEngine`], and those of `crate::handle::engine` (an `EngineHandle`
+//! sends them): `Crawl`, `CloseSpider`, `SetPaused`, `Download`; query:
+//! `GetEngineStatus`. Emits `SpiderOpened`, `EngineStarted`, `RequestScheduled`
+//! (asked before a request reaches the scheduler; a handler may veto),
+//! `RequestDropped` (for what the scheduler refused), `ResponseReceived`,
+//! `SpiderErrored`, `SpiderIdle`, `SpiderClosed`, `EngineStopped`.
+//!
+//! Paused (`SetPaused`, Scrapy's `engine.pause`), it pulls nothing from the scheduler
+//! or the start requests and never asks `SpiderIdle`; what is in flight finishes.
 //!
 //! Closing is ordered (never a dropped mailbox): no new downloads; in-flight downloads,
 //! their parsing and their items finish; then the pipeline, downloader and scheduler
@@ -24,77 +30,33 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::downloader::{CloseDownloader, Downloader, Fetch};
+use super::downloader::{CloseDownloader, Downloader};
 use super::pipeline::{ClosePipeline, ItemPipeline, OpenPipeline, ProcessItem};
 use super::scheduler::{Batch, CloseScheduler, Enqueue, NextRequests, Scheduler};
-use super::signal_bus::{Ask, Emit, EmitAwait, SignalBus};
 use super::spider::{Parse, RunErrback, WorkerPool};
-use super::stats::{GetStats, Inc, Stats, StatsMap};
 use crate::error::{catch_panic, ConfigError, DownloadError};
+use crate::handle::downloader::Fetch;
+use crate::handle::engine::{
+    CloseSpider, Crawl, Download, EngineStatus, GetEngineStatus, SetPaused,
+};
+use crate::handle::{SignalsHandle, StatsHandle};
 use crate::http::{Request, Response};
 use crate::middleware::downloader::Fetched;
 use crate::middleware::spider::SpiderMiddlewares;
 use crate::settings::Settings;
 use crate::signals::{
-    CloseReason, EngineStarted, EngineStopped, IdleVote, ResponseReceived, SpiderClosed,
-    SpiderErrored, SpiderIdle, SpiderOpened,
+    CloseReason, EngineStarted, EngineStopped, IdleVote, RequestDropped, RequestScheduled,
+    ResponseReceived, ScheduleVote, SpiderClosed, SpiderErrored, SpiderIdle, SpiderOpened,
 };
 use crate::spider::{
     CallbackData, CallbackResult, DynSpider, Failure, FailureKind, OutputEntry, SpiderError, Start,
 };
+use crate::stats::{Key, StatsMap};
 
 /// Opens the spider and starts crawling.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct StartEngine;
-
-/// Schedules a request from outside the spider's callbacks (Scrapy's
-/// `engine.crawl`), e.g. from a `SpiderIdle` handler.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Crawl(pub Request);
-
-/// Closes the spider (Scrapy's `engine.close_spider`). The first reason wins;
-/// requests already downloading still finish.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct CloseSpider {
-    /// Why.
-    pub reason: CloseReason,
-}
-
-impl Default for CloseSpider {
-    /// Scrapy's default reason, `cancelled`.
-    fn default() -> Self {
-        CloseSpider {
-            reason: CloseReason::Cancelled,
-        }
-    }
-}
-
-/// The engine's counters (Scrapy's `engine status`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, MessageResponse)]
-pub struct EngineStatus {
-    /// Requests in the downloader.
-    pub downloading: usize,
-    /// Responses and failures being handled by spider callbacks.
-    pub parsing: usize,
-    /// Bytes of responses being parsed.
-    pub active_bytes: usize,
-    /// Items in the pipeline.
-    pub items: usize,
-    /// Requests waiting in the scheduler, as last reported.
-    pub scheduled: usize,
-    /// Whether start requests are still being consumed.
-    pub start_requests_pending: bool,
-    /// The close reason once closing.
-    pub closing: Option<String>,
-}
-
-/// Asks for the [`EngineStatus`].
-#[derive(Debug, Message)]
-#[rtype(result = "EngineStatus")]
-pub struct GetEngineStatus;
 
 /// The engine's settings, read once.
 #[derive(Debug, Clone)]
@@ -139,9 +101,9 @@ pub struct EngineParts {
     /// The spider middlewares.
     pub spider_mws: SpiderMiddlewares,
     /// The signal bus.
-    pub bus: Addr<SignalBus>,
+    pub bus: SignalsHandle,
     /// The stats.
-    pub stats: Addr<Stats>,
+    pub stats: StatsHandle,
     /// Receives the final stats when the engine has stopped.
     pub done: oneshot::Sender<StatsMap>,
 }
@@ -167,8 +129,8 @@ pub struct Engine {
     downloader: Addr<Downloader>,
     workers: WorkerPool,
     pipeline: Addr<ItemPipeline>,
-    bus: Addr<SignalBus>,
-    stats: Addr<Stats>,
+    bus: SignalsHandle,
+    stats: StatsHandle,
     done: Option<oneshot::Sender<StatsMap>>,
     /// The spider's start stream; taken out while a batch is being pulled from it.
     start: Option<Start>,
@@ -186,6 +148,8 @@ pub struct Engine {
     enqueues: usize,
     pulling: bool,
     asking_idle: bool,
+    /// Paused by `SetPaused`: nothing new is pulled and the spider is not idle-closed.
+    paused: bool,
     spider_mws: Rc<SpiderMiddlewares>,
 }
 
@@ -229,12 +193,13 @@ impl Engine {
             enqueues: 0,
             pulling: false,
             asking_idle: false,
+            paused: false,
             spider_mws: Rc::new(parts.spider_mws),
         }
     }
 
-    fn inc(&self, key: impl Into<super::stats::Key>) {
-        self.stats.do_send(Inc::one(key));
+    fn inc(&self, key: impl Into<Key>) {
+        self.stats.inc(key);
     }
 
     fn set_pending(&mut self, batch: &Batch) {
@@ -264,6 +229,9 @@ impl Engine {
             Phase::Running => {}
             Phase::Closing(_) => return self.try_finish(ctx),
             _ => return,
+        }
+        if self.paused {
+            return;
         }
         self.feed_start_requests(ctx);
         if !self.pulling && self.can_pull() && (self.pending > 0 || self.enqueues > 0) {
@@ -379,8 +347,44 @@ impl Engine {
         }
     }
 
+    /// Scrapy's `_schedule_request` for a batch: `RequestScheduled` is asked first
+    /// (only if someone subscribes) and a request vetoed there is dropped silently;
+    /// the rest go to the scheduler, and each it refuses is announced as
+    /// `RequestDropped`. Counted in `enqueues` until the scheduler has answered.
     fn enqueue(&mut self, batch: Vec<Request>, ctx: &mut Context<Self>) {
         self.enqueues += 1;
+        if !self.bus.has_subscribers::<RequestScheduled>() {
+            return self.offer(batch, ctx);
+        }
+        let asks: Vec<_> = batch
+            .into_iter()
+            .map(|r| {
+                let r = Arc::new(r);
+                let votes = self.bus.ask(RequestScheduled { request: r.clone() });
+                async move { (r, votes.await) }
+            })
+            .collect();
+        let vote = futures_util::future::join_all(asks);
+        ctx.spawn(vote.into_actor(self).map(|answers, act, ctx| {
+            let mut kept = Vec::with_capacity(answers.len());
+            for (r, votes) in answers {
+                if votes.contains(&ScheduleVote::Ignore) {
+                    log::debug!(
+                        "A request_scheduled handler dropped <{} {}> before it reached the scheduler",
+                        r.method,
+                        r.url
+                    );
+                    continue;
+                }
+                // Handlers have dropped their copies by now; a clone only if one kept it.
+                kept.push(Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()));
+            }
+            act.offer(kept, ctx);
+        }));
+    }
+
+    /// Hands a batch to the scheduler; the caller has counted it in `enqueues`.
+    fn offer(&mut self, batch: Vec<Request>, ctx: &mut Context<Self>) {
         ctx.spawn(
             self.scheduler
                 .send(Enqueue(batch))
@@ -388,7 +392,16 @@ impl Engine {
                 .map(|res, act, ctx| {
                     act.enqueues -= 1;
                     match res {
-                        Ok(b) => act.set_pending(&b),
+                        Ok(b) => {
+                            act.set_pending(&b);
+                            if act.bus.has_subscribers::<RequestDropped>() {
+                                for r in b.refused {
+                                    act.bus.emit(RequestDropped {
+                                        request: Arc::new(r),
+                                    });
+                                }
+                            }
+                        }
                         Err(e) => act.core_failure("scheduler", e, ctx),
                     }
                     act.pump(ctx);
@@ -425,9 +438,9 @@ impl Engine {
                         format!(" {:?}", response.flags)
                     }
                 );
-                self.bus.do_send(Emit(ResponseReceived {
+                self.bus.emit(ResponseReceived {
                     response: response.clone(),
-                }));
+                });
                 self.scrape(response, ctx);
             }
             Fetched::Reschedule(request) => self.enqueue(vec![request], ctx),
@@ -586,11 +599,11 @@ impl Engine {
                         referer(&parent),
                     );
                     act.inc(format!("spider_exceptions/{}", e.kind));
-                    act.bus.do_send(Emit(SpiderErrored {
+                    act.bus.emit(SpiderErrored {
                         error: e,
                         response,
                         request: Arc::new(parent),
-                    }));
+                    });
                 }
             }
             act.pump(ctx);
@@ -617,6 +630,7 @@ impl Engine {
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if self.phase != Phase::Running
+            || self.paused
             || self.asking_idle
             || self.start.is_some()
             || self.pending > 0
@@ -631,16 +645,19 @@ impl Engine {
         let name = self.name.clone();
         ctx.spawn(
             self.bus
-                .send(Ask(SpiderIdle { spider: name }))
+                .ask(SpiderIdle { spider: name })
                 .into_actor(self)
                 .map(|votes, act, ctx| {
                     act.asking_idle = false;
-                    let votes = votes.unwrap_or_default();
                     if votes.contains(&IdleVote::DontClose) {
                         log::debug!("Spider idle, kept open by a spider_idle handler");
                         ctx.run_later(IDLE_RECHECK, |act, ctx| act.pump(ctx));
                         act.pump(ctx);
-                    } else if act.phase == Phase::Running && act.pending == 0 && !act.busy() {
+                    } else if act.phase == Phase::Running
+                        && !act.paused
+                        && act.pending == 0
+                        && !act.busy()
+                    {
                         act.close(CloseReason::Finished, ctx);
                     } else {
                         act.pump(ctx);
@@ -686,13 +703,12 @@ impl Engine {
             if let Err(p) = catch_panic(spider.closed(&reason)).await {
                 log::error!("The spider's closed() hook panicked: {p}");
             }
-            let _ = bus
-                .send(EmitAwait(SpiderClosed {
-                    spider: name,
-                    reason: reason.clone(),
-                }))
-                .await;
-            let final_stats = stats.send(GetStats).await.unwrap_or_default();
+            bus.emit_await(SpiderClosed {
+                spider: name,
+                reason: reason.clone(),
+            })
+            .await;
+            let final_stats = stats.get_all().await;
             if dump {
                 log::info!(
                     "Dumping Arachne stats:\n{}",
@@ -700,7 +716,7 @@ impl Engine {
                 );
             }
             log::info!("Spider closed ({reason})");
-            let _ = bus.send(EmitAwait(EngineStopped {})).await;
+            bus.emit_await(EngineStopped {}).await;
             final_stats
         };
         ctx.spawn(fut.into_actor(self).map(|final_stats, act, ctx| {
@@ -745,12 +761,11 @@ impl Handler<StartEngine> for Engine {
         let name = self.name.clone();
         let fut = async move {
             let _ = pipeline.send(OpenPipeline).await;
-            let _ = bus
-                .send(EmitAwait(SpiderOpened {
-                    spider: name.clone(),
-                }))
-                .await;
-            let _ = bus.send(EmitAwait(EngineStarted {})).await;
+            bus.emit_await(SpiderOpened {
+                spider: name.clone(),
+            })
+            .await;
+            bus.emit_await(EngineStarted {}).await;
             log::info!("Spider opened: {name}");
         };
         ctx.spawn(fut.into_actor(self).map(|_, act, ctx| {
@@ -790,10 +805,72 @@ impl Handler<GetEngineStatus> for Engine {
             items: self.items,
             scheduled: self.pending,
             start_requests_pending: self.start.is_some() || self.start_pulling,
+            paused: self.paused,
             closing: match &self.phase {
                 Phase::Closing(r) => Some(r.to_string()),
                 _ => None,
             },
         }
+    }
+}
+
+impl Handler<SetPaused> for Engine {
+    type Result = ();
+    fn handle(&mut self, msg: SetPaused, ctx: &mut Context<Self>) {
+        if self.paused == msg.0 {
+            return;
+        }
+        self.paused = msg.0;
+        if self.paused {
+            log::info!("Engine paused");
+        } else {
+            log::info!("Engine unpaused");
+            self.pump(ctx);
+        }
+    }
+}
+
+/// How many rescheduled requests (redirects, retries) an inline download follows.
+const MAX_INLINE_HOPS: usize = 32;
+
+impl Handler<Download> for Engine {
+    type Result = ResponseActFuture<Self, Result<Response, DownloadError>>;
+
+    /// Scrapy's `engine.download`: counted in flight (so the spider is neither idle nor
+    /// finished meanwhile), through the Downloader, rescheduled requests followed, the
+    /// response announced as `ResponseReceived` and handed to the caller.
+    fn handle(&mut self, msg: Download, _: &mut Context<Self>) -> Self::Result {
+        if self.phase == Phase::Finishing {
+            return Box::pin(actix::fut::ready(Err(DownloadError::Cancelled)));
+        }
+        self.downloading += 1;
+        let downloader = self.downloader.clone();
+        let mut request = msg.0;
+        let fut = async move {
+            for _ in 0..MAX_INLINE_HOPS {
+                let label = format!("<{} {}>", request.method, request.url);
+                match downloader.send(Fetch(request)).await {
+                    Ok(Fetched::Response(response)) => return Ok((response, label)),
+                    Ok(Fetched::Reschedule(next)) => request = next,
+                    Ok(Fetched::Failed(_, e)) => return Err(e),
+                    Err(_) => return Err(DownloadError::Cancelled),
+                }
+            }
+            Err(DownloadError::Other(format!(
+                "inline download still rescheduled after {MAX_INLINE_HOPS} hops"
+            )))
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            act.downloading -= 1;
+            let res = res.map(|(response, label)| {
+                log::debug!("Crawled ({}) {label} (inline download)", response.status);
+                act.bus.emit(ResponseReceived {
+                    response: Arc::new(response.clone()),
+                });
+                response
+            });
+            act.pump(ctx);
+            res
+        }))
     }
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::signal_bus::{EmitAwait, SignalBus};
 use crate::error::catch_panic;
+use crate::handle::SignalsHandle;
 use crate::http::Response;
 use crate::item::Item;
 use crate::pipeline::{ItemPipeline as Stage, PipelineError};
@@ -58,7 +58,7 @@ pub struct ItemPipeline {
     max_active: usize,
     active: usize,
     waiting: VecDeque<(ProcessItem, oneshot::Sender<ItemOutcome>)>,
-    bus: Addr<SignalBus>,
+    bus: SignalsHandle,
 }
 
 impl std::fmt::Debug for ItemPipeline {
@@ -78,7 +78,7 @@ impl ItemPipeline {
     pub fn new(
         stages: Vec<(String, Box<dyn Stage>)>,
         max_active: usize,
-        bus: Addr<SignalBus>,
+        bus: SignalsHandle,
     ) -> Self {
         ItemPipeline {
             stages: Rc::new(stages),
@@ -104,25 +104,23 @@ impl ItemPipeline {
                     Ok(next) => item = next,
                     Err(PipelineError::Drop(d)) => {
                         log::warn!("Dropped: {} ({name})\n{}", d.message, before.to_json());
-                        let _ = bus
-                            .send(EmitAwait(ItemDropped {
-                                item: Arc::new(before),
-                                response,
-                                kind: d.kind,
-                                reason: d.message,
-                            }))
-                            .await;
+                        bus.emit_await(ItemDropped {
+                            item: Arc::new(before),
+                            response,
+                            kind: d.kind,
+                            reason: d.message,
+                        })
+                        .await;
                         return ItemOutcome::Dropped;
                     }
                     Err(PipelineError::Error(e)) => {
                         log::error!("Error processing {} in stage {name}: {e}", before.to_json());
-                        let _ = bus
-                            .send(EmitAwait(ItemError {
-                                item: Arc::new(before),
-                                response,
-                                error: e,
-                            }))
-                            .await;
+                        bus.emit_await(ItemError {
+                            item: Arc::new(before),
+                            response,
+                            error: e,
+                        })
+                        .await;
                         return ItemOutcome::Failed;
                     }
                 }
@@ -131,12 +129,11 @@ impl ItemPipeline {
                 let from = response.as_ref().map(|r| r.url.as_str()).unwrap_or("-");
                 log::debug!("Scraped from <{from}>\n{}", item.to_json());
             }
-            let _ = bus
-                .send(EmitAwait(ItemScraped {
-                    item: Arc::new(item),
-                    response,
-                }))
-                .await;
+            bus.emit_await(ItemScraped {
+                item: Arc::new(item),
+                response,
+            })
+            .await;
             ItemOutcome::Scraped
         };
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {

@@ -2,24 +2,23 @@
 //! pending count, close — over the memory priority queue and the duplicate filter.
 //! It never calls the Engine, so the Engine may await it without deadlock.
 //!
-//! Commands: [`Enqueue`], [`NextRequests`], [`CloseScheduler`]. Emits
-//! `RequestScheduled`, `RequestDropped`. Stats: `scheduler/enqueued[/memory]`,
-//! `scheduler/dequeued[/memory]`, `dupefilter/filtered`.
-
-use std::sync::Arc;
+//! Commands: [`Enqueue`], [`NextRequests`], [`CloseScheduler`]. It emits no signal:
+//! like Scrapy's `enqueue_request → bool` it answers which requests it refused, and
+//! the Engine sends `RequestScheduled` (before) and `RequestDropped` (for those).
+//! Stats: `scheduler/enqueued[/memory]`, `scheduler/dequeued[/memory]`,
+//! `dupefilter/filtered`.
 
 use actix::prelude::*;
 
-use super::signal_bus::{Emit, SignalBus};
-use super::stats::{Inc, Stats};
 use crate::dupefilter::MemoryDupeFilter;
 use crate::error::ConfigError;
+use crate::handle::StatsHandle;
 use crate::http::Request;
 use crate::queue::{MemoryQueue, QueueOrder};
 use crate::settings::Settings;
-use crate::signals::{RequestDropped, RequestScheduled};
 
-/// Offers requests; answers with the number still pending afterwards.
+/// Offers requests; answers with the number still pending afterwards and the
+/// requests the duplicate filter refused.
 #[derive(Debug, Message)]
 #[rtype(result = "Batch")]
 pub struct Enqueue(pub Vec<Request>);
@@ -42,6 +41,9 @@ pub struct Batch {
     /// The scheduler's operation counter when it answered: replies may be handled
     /// out of order by the caller, and only the newest `pending` is true.
     pub seq: u64,
+    /// The offered requests the duplicate filter refused (Scrapy's `enqueue_request`
+    /// answering false), handed back so the Engine can emit `RequestDropped`.
+    pub refused: Vec<Request>,
 }
 
 /// The crawl is over: log what was left.
@@ -57,17 +59,12 @@ pub struct Scheduler {
     debug: bool,
     logged_dupe: bool,
     seq: u64,
-    bus: Addr<SignalBus>,
-    stats: Addr<Stats>,
+    stats: StatsHandle,
 }
 
 impl Scheduler {
     /// Reads `SCHEDULER_MEMORY_QUEUE` and `DUPEFILTER_DEBUG`.
-    pub fn from_settings(
-        settings: &Settings,
-        bus: Addr<SignalBus>,
-        stats: Addr<Stats>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_settings(settings: &Settings, stats: StatsHandle) -> Result<Self, ConfigError> {
         Ok(Scheduler {
             queue: MemoryQueue::new(QueueOrder::from_setting(
                 &settings.get_str("SCHEDULER_MEMORY_QUEUE"),
@@ -76,7 +73,6 @@ impl Scheduler {
             debug: settings.get_bool("DUPEFILTER_DEBUG")?,
             logged_dupe: false,
             seq: 0,
-            bus,
             stats,
         })
     }
@@ -87,10 +83,7 @@ impl Scheduler {
     fn count(&self, keys: &[&'static str], n: i64) {
         if n > 0 {
             for key in keys {
-                self.stats.do_send(Inc {
-                    key: (*key).into(),
-                    by: n,
-                });
+                self.stats.inc_by(*key, n);
             }
         }
     }
@@ -105,7 +98,7 @@ impl Handler<Enqueue> for Scheduler {
     fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Batch {
         self.seq += 1;
         let mut accepted = 0i64;
-        let mut filtered = 0i64;
+        let mut refused = Vec::new();
         for request in msg.0 {
             // As in Scrapy, a `dont_filter` request is neither checked nor remembered.
             if !request.dont_filter && self.dupefilter.request_seen(&request) {
@@ -123,15 +116,9 @@ impl Handler<Enqueue> for Scheduler {
                         request.url
                     );
                 }
-                filtered += 1;
-                self.bus.do_send(Emit(RequestDropped {
-                    request: Arc::new(request),
-                }));
+                refused.push(request);
                 continue;
             }
-            self.bus.do_send(Emit(RequestScheduled {
-                request: Arc::new(request.clone()),
-            }));
             self.queue.push(request);
             accepted += 1;
         }
@@ -139,11 +126,12 @@ impl Handler<Enqueue> for Scheduler {
             &["scheduler/enqueued/memory", "scheduler/enqueued"],
             accepted,
         );
-        self.count(&["dupefilter/filtered"], filtered);
+        self.count(&["dupefilter/filtered"], refused.len() as i64);
         Batch {
             requests: Vec::new(),
             pending: self.queue.len(),
             seq: self.seq,
+            refused,
         }
     }
 }
@@ -163,6 +151,7 @@ impl Handler<NextRequests> for Scheduler {
             requests,
             pending: self.queue.len(),
             seq: self.seq,
+            refused: Vec::new(),
         }
     }
 }

@@ -6,9 +6,10 @@
 //! in Scrapy. The accounting is the plain [`SlotState`]; [`Slot`] is the mailbox around
 //! it and performs the HTTP transfer with the arbiter's shared `awc::Client`.
 //!
-//! Commands: [`SlotFetch`], [`SetDelay`]. Emits `HeadersReceived`, `BytesReceived` (only
-//! when someone subscribed), `ResponseDownloaded`, `RequestLeftDownloader`,
-//! `DownloadFailed`.
+//! Commands: [`SlotFetch`], [`SetDelay`]. Emits `RequestReachedDownloader` (when a
+//! request enters the queue), `HeadersReceived`, `BytesReceived` (only when someone
+//! subscribed), `ResponseDownloaded`, `DownloadFailed`, `RequestLeftDownloader` (when
+//! its transfer ends: one per `RequestReachedDownloader`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,12 +24,12 @@ use tokio::sync::oneshot;
 use crate::http::client::HttpClients;
 
 use super::downloader::DownloaderConfig;
-use super::signal_bus::{Ask, Emit, SignalBus, SubscriberCounts};
 use crate::error::DownloadError;
+use crate::handle::SignalsHandle;
 use crate::http::{HeaderMap, Request, Response};
 use crate::signals::{
     BytesReceived, DownloadFailed, DownloadVote, HeadersReceived, RequestLeftDownloader,
-    ResponseDownloaded,
+    RequestReachedDownloader, ResponseDownloaded,
 };
 
 /// What a download returns.
@@ -162,7 +163,8 @@ impl<T> SlotState<T> {
     }
 }
 
-type Pending = (Request, oneshot::Sender<FetchResult>);
+/// A queued request, the copy its signals carry, and where its result goes.
+type Pending = (Request, Arc<Request>, oneshot::Sender<FetchResult>);
 
 /// The slot actor.
 pub struct Slot {
@@ -170,8 +172,7 @@ pub struct Slot {
     state: SlotState<Pending>,
     clients: Rc<HttpClients>,
     config: Arc<DownloaderConfig>,
-    bus: Addr<SignalBus>,
-    counts: Arc<SubscriberCounts>,
+    bus: SignalsHandle,
     timer: Option<SpawnHandle>,
 }
 
@@ -191,8 +192,7 @@ impl Slot {
         state: SlotState<Pending>,
         clients: Rc<HttpClients>,
         config: Arc<DownloaderConfig>,
-        bus: Addr<SignalBus>,
-        counts: Arc<SubscriberCounts>,
+        bus: SignalsHandle,
     ) -> Self {
         Slot {
             key,
@@ -200,7 +200,6 @@ impl Slot {
             clients,
             config,
             bus,
-            counts,
             timer: None,
         }
     }
@@ -218,7 +217,9 @@ impl Slot {
                     }
                     return;
                 }
-                Step::Start((request, tx)) => self.start(request, tx, ctx),
+                Step::Start((request, request_arc, tx)) => {
+                    self.start(request, request_arc, tx, ctx)
+                }
             }
         }
     }
@@ -226,14 +227,14 @@ impl Slot {
     fn start(
         &mut self,
         request: Request,
+        request_arc: Arc<Request>,
         tx: oneshot::Sender<FetchResult>,
         ctx: &mut Context<Self>,
     ) {
         let clients = self.clients.clone();
         let config = self.config.clone();
         let bus = self.bus.clone();
-        let counts = self.counts.clone();
-        let request_arc = Arc::new(request.clone());
+        let signal_request = request_arc.clone();
         let timeout = request
             .meta_f64("download_timeout")
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
@@ -241,7 +242,7 @@ impl Slot {
         let fut = async move {
             match actix_rt::time::timeout(
                 timeout,
-                transfer(&clients, request, &config, &bus, &counts),
+                transfer(&clients, request, signal_request, &config, &bus),
             )
             .await
             {
@@ -261,22 +262,22 @@ impl Slot {
                             .get(act.key.as_ref())
                             .and_then(|o| o.throttle)
                             == Some(false);
-                    act.bus.do_send(Emit(ResponseDownloaded {
+                    act.bus.emit(ResponseDownloaded {
                         response: Arc::new(response.clone()),
                         slot: act.key.clone(),
                         slot_delay: stats.delay,
                         slot_concurrency: stats.transferring + 1,
                         dont_adjust_delay: dont_adjust,
-                    }));
+                    });
                 }
-                Err(e) => act.bus.do_send(Emit(DownloadFailed {
+                Err(e) => act.bus.emit(DownloadFailed {
                     request: request_arc.clone(),
                     error: e.clone(),
-                })),
+                }),
             }
-            act.bus.do_send(Emit(RequestLeftDownloader {
+            act.bus.emit(RequestLeftDownloader {
                 request: request_arc,
-            }));
+            });
             // The engine may have stopped waiting (closing); nothing to do then.
             let _ = tx.send(res);
             act.process(ctx);
@@ -292,7 +293,12 @@ impl Handler<SlotFetch> for Slot {
     type Result = ResponseFuture<FetchResult>;
     fn handle(&mut self, msg: SlotFetch, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.state.push((msg.0, tx));
+        // As in Scrapy, a request reaches the downloader when it enters a slot.
+        let request_arc = Arc::new(msg.0.clone());
+        self.bus.emit(RequestReachedDownloader {
+            request: request_arc.clone(),
+        });
+        self.state.push((msg.0, request_arc, tx));
         self.process(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(DownloadError::Cancelled)) })
     }
@@ -322,6 +328,7 @@ impl Handler<GetSlotStats> for Slot {
 }
 
 /// One HTTP transfer: send, read headers, stream the body within `DOWNLOAD_MAXSIZE`.
+/// `request_arc` is the shared copy of `request` the signals carry.
 ///
 /// Proxies (meta `proxy`, set and normalised to `scheme://host:port` by
 /// HttpProxyMiddleware): awc has no proxy support, and its HTTP/1 encoder always writes
@@ -343,9 +350,9 @@ impl Handler<GetSlotStats> for Slot {
 async fn transfer(
     clients: &HttpClients,
     request: Request,
+    request_arc: Arc<Request>,
     config: &DownloaderConfig,
-    bus: &Addr<SignalBus>,
-    counts: &SubscriberCounts,
+    bus: &SignalsHandle,
 ) -> FetchResult {
     let scheme = request.url.scheme();
     if scheme != "http" && scheme != "https" {
@@ -434,18 +441,16 @@ async fn transfer(
         }
     }
     let headers: HeaderMap = resp.headers().clone();
-    let request_arc = Arc::new(request.clone());
 
     let mut flags = Vec::new();
-    if counts.has::<HeadersReceived>() {
+    if bus.has_subscribers::<HeadersReceived>() {
         let votes = bus
-            .send(Ask(HeadersReceived {
+            .ask(HeadersReceived {
                 status,
                 headers: Arc::new(headers.clone()),
                 request: request_arc.clone(),
-            }))
-            .await
-            .unwrap_or_default();
+            })
+            .await;
         if votes.contains(&DownloadVote::Stop) {
             flags.push("download_stopped".to_string());
         }
@@ -478,7 +483,7 @@ async fn transfer(
     // Cap the up-front allocation: a Content-Length is only a claim.
     let mut body = BytesMut::with_capacity(expected.unwrap_or(0).min(1 << 20) as usize);
     let mut warned = expected.is_some_and(|len| warnsize > 0 && len > warnsize);
-    let per_chunk = counts.has::<BytesReceived>();
+    let per_chunk = bus.has_subscribers::<BytesReceived>();
     if flags.is_empty() {
         while let Some(chunk) = resp.next().await {
             let chunk = chunk.map_err(|e| DownloadError::ConnectionLost(e.to_string()))?;
@@ -500,12 +505,11 @@ async fn transfer(
             body.extend_from_slice(&chunk);
             if per_chunk {
                 let votes = bus
-                    .send(Ask(BytesReceived {
+                    .ask(BytesReceived {
                         data: chunk,
                         request: request_arc.clone(),
-                    }))
-                    .await
-                    .unwrap_or_default();
+                    })
+                    .await;
                 if votes.contains(&DownloadVote::Stop) {
                     flags.push("download_stopped".to_string());
                     break;

@@ -1,6 +1,7 @@
 //! A user-written extension: an actor that subscribes to `ItemScraped` through the
 //! crawler handle, counts items per domain, and logs the counts (and puts them in the
-//! stats) when the spider closes. It is plugged in exactly like a built-in one:
+//! stats through the stats handle) when the spider closes. It reaches the crawl only
+//! through `CrawlerHandle` and its handles — never an actor of the framework. It is plugged in exactly like a built-in one:
 //! registered by name, enabled through `EXTENSIONS`.
 //!
 //! ```sh
@@ -13,7 +14,6 @@ mod quotes_site;
 use std::collections::BTreeMap;
 
 use actix::{Actor, AsyncContext, Context, Handler};
-use arachne::actors::stats::Set;
 use arachne::extension::{ComponentHandle, CrawlerHandle};
 use arachne::prelude::*;
 use arachne::signals::{ItemScraped, SpiderClosed};
@@ -65,10 +65,9 @@ impl Handler<SpiderClosed> for ItemsPerDomain {
     fn handle(&mut self, msg: SpiderClosed, _: &mut Context<Self>) {
         for (domain, n) in &self.counts {
             log::info!("items from {domain}: {n}");
-            self.crawler.stats.do_send(Set {
-                key: format!("items_per_domain/{domain}").into(),
-                value: (*n).into(),
-            });
+            self.crawler
+                .stats()
+                .set(format!("items_per_domain/{domain}"), *n);
         }
         log::info!("spider {} closed ({})", msg.spider, msg.reason);
     }

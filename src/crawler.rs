@@ -10,17 +10,19 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::actors::downloader::{Downloader, DownloaderConfig};
-use crate::actors::engine::{CloseSpider, Engine, EngineConfig, EngineParts, StartEngine};
+use crate::actors::engine::{Engine, EngineConfig, EngineParts, StartEngine};
 use crate::actors::extensions;
 use crate::actors::pipeline::ItemPipeline;
 use crate::actors::scheduler::Scheduler;
 use crate::actors::signal_bus::SignalBus;
 use crate::actors::spider::WorkerPool;
-use crate::actors::stats::{Stats, StatsMap};
+use crate::actors::stats::Stats;
 use crate::error::ConfigError;
 use crate::extension::{
     start_extensions, ComponentHandle, CrawlerHandle, ExtensionRegistry, Registry,
 };
+use crate::handle::engine::CloseSpider;
+use crate::handle::{DownloaderHandle, EngineHandle};
 use crate::http::client::HttpClients;
 use crate::middleware::downloader::{
     DownloaderMiddleware, DownloaderMiddlewareRegistry, DownloaderMiddlewares,
@@ -30,6 +32,7 @@ use crate::pipeline::ItemPipeline as Stage;
 use crate::settings::{Priority, Settings};
 use crate::signals::CloseReason;
 use crate::spider::{DynSpider, Spider};
+use crate::stats::StatsMap;
 
 /// Builds an item pipeline stage; `Ok(None)` means "not configured".
 pub type PipelineFactory =
@@ -208,13 +211,10 @@ impl Crawler {
         let settings = Arc::new(self.settings);
         settings.validate()?;
         self.spider.update_settings(&settings);
-        let name: Arc<str> = self.spider.name().into();
 
-        let bus_actor = SignalBus::new();
-        let counts = bus_actor.counts();
-        let bus = bus_actor.start();
-        let stats = Stats::new().start();
-        let scheduler = Scheduler::from_settings(&settings, bus.clone(), stats.clone())?.start();
+        let bus = SignalBus::start_handle();
+        let stats = Stats::start_handle();
+        let scheduler = Scheduler::from_settings(&settings, stats.clone())?.start();
         let downloader_config = DownloaderConfig::from_settings(&settings)?;
         let engine_config = EngineConfig::from_settings(&settings)?;
 
@@ -225,17 +225,15 @@ impl Crawler {
         let engine_addr = engine_ctx.address();
         let downloader_ctx = Context::<Downloader>::new();
         let downloader = downloader_ctx.address();
-        let handle = CrawlerHandle {
-            settings: settings.clone(),
-            spider: self.spider.clone(),
-            spider_name: name.clone(),
-            signals: bus.clone(),
-            stats: stats.clone(),
-            close_spider: engine_addr.clone().recipient(),
-            crawl: engine_addr.clone().recipient(),
-            fetch: downloader.clone().recipient(),
-            set_slot_delay: downloader.clone().recipient(),
-        };
+        let engine_handle = EngineHandle::from_addr(&engine_addr);
+        let handle = CrawlerHandle::new(
+            settings.clone(),
+            self.spider.clone(),
+            bus.clone(),
+            stats.clone(),
+            engine_handle.clone(),
+            DownloaderHandle::from_addr(&downloader),
+        );
         let c = &self.components;
         let downloader_mws =
             DownloaderMiddlewares::from_crawler(&c.downloader_middlewares, &handle)?;
@@ -263,7 +261,6 @@ impl Crawler {
             downloader_config,
             clients,
             bus.clone(),
-            counts,
             downloader_mws,
         ));
 
@@ -282,7 +279,7 @@ impl Crawler {
         // Let every extension's `started()` run (and subscribe) before the first signal.
         actix_rt::task::yield_now().await;
         if let Some(tx) = self.control {
-            let _ = tx.send(engine_addr.clone().recipient());
+            let _ = tx.send(engine_handle.close_recipient());
         }
         engine_addr.do_send(StartEngine);
         let result = done_rx.await.map_err(|_| CrawlError::EngineGone);

@@ -3,30 +3,57 @@
 //!
 //! An extension is an actor built by a factory from a [`CrawlerHandle`]; the factory
 //! may answer "not configured" (`Ok(None)`) and is then skipped, exactly like Scrapy's
-//! `NotConfigured`. Through the handle an extension reaches the settings, the
-//! SignalBus, the Stats actor, the Engine (close the spider, schedule requests) and the
-//! Downloader (set a slot's delay). Built-in extensions use nothing else, so a user's
-//! extension can do whatever they do.
+//! `NotConfigured`. Through the handle an extension reaches the settings, the spider
+//! and the crawl's [handles](crate::handle): signals (subscribe, emit), stats (inc,
+//! set, max, get), the engine (close the spider, pause, status, schedule, download)
+//! and the downloader (read or set a slot's delay). Built-in extensions use nothing
+//! else, so a user's extension can do whatever they do.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::prelude::*;
+use actix::Recipient;
 
-use crate::actors::downloader::{Fetch, SetSlotDelay};
-use crate::actors::engine::{CloseSpider, Crawl};
-use crate::actors::signal_bus::{Emit, EmitAwait, SignalBus, Subscribe};
-use crate::actors::stats::Stats;
 use crate::error::ConfigError;
+pub use crate::handle::{DownloaderHandle, EngineHandle, SignalsHandle, StatsHandle};
 use crate::settings::Settings;
 use crate::signals::Signal;
 use crate::spider::DynSpider;
 
-/// Everything a component may use of the crawler it belongs to.
+/// Everything a component may use of the crawler it belongs to. Cloning it is a few
+/// reference-count increments.
 ///
-/// Tests build one around probe recipients to drive an extension with synthetic
-/// signals, no engine and no network (see `tests/extensions.rs`).
+/// ```no_run
+/// use actix::prelude::*;
+/// use arachne::extension::{ComponentHandle, CrawlerHandle};
+/// use arachne::signals::{CloseReason, ResponseReceived};
+///
+/// /// Closes the spider after its first response, counting why.
+/// struct FirstPageOnly(CrawlerHandle);
+///
+/// impl Actor for FirstPageOnly {
+///     type Context = Context<Self>;
+///     fn started(&mut self, ctx: &mut Context<Self>) {
+///         self.0.subscribe::<ResponseReceived>(ctx.address().recipient());
+///     }
+/// }
+///
+/// impl Handler<ResponseReceived> for FirstPageOnly {
+///     type Result = ();
+///     fn handle(&mut self, _: ResponseReceived, _: &mut Context<Self>) {
+///         self.0.stats().inc("first_page_only/closed");
+///         self.0.engine().close(CloseReason::from("first_page_only"));
+///     }
+/// }
+///
+/// fn factory(crawler: &CrawlerHandle) -> Result<Option<ComponentHandle>, arachne::error::ConfigError> {
+///     Ok(Some(ComponentHandle::new(FirstPageOnly(crawler.clone()).start())))
+/// }
+/// ```
+///
+/// Tests build one around probe actors to drive an extension with synthetic signals,
+/// no engine and no network (see `tests/extensions.rs`).
 #[derive(Clone)]
 pub struct CrawlerHandle {
     /// The crawler's final settings.
@@ -35,19 +62,10 @@ pub struct CrawlerHandle {
     pub spider: Arc<dyn DynSpider>,
     /// The spider's name.
     pub spider_name: Arc<str>,
-    /// The signal bus.
-    pub signals: Addr<SignalBus>,
-    /// The stats collector.
-    pub stats: Addr<Stats>,
-    /// Closes the spider with a reason (Scrapy's `engine.close_spider`).
-    pub close_spider: Recipient<CloseSpider>,
-    /// Schedules a request (Scrapy's `engine.crawl`).
-    pub crawl: Recipient<Crawl>,
-    /// Downloads a request through the downloader and its middlewares (Scrapy's
-    /// `engine.download`; how RobotsTxt fetches robots.txt).
-    pub fetch: Recipient<Fetch>,
-    /// Sets a download slot's delay (AutoThrottle's lever).
-    pub set_slot_delay: Recipient<SetSlotDelay>,
+    signals: SignalsHandle,
+    stats: StatsHandle,
+    engine: EngineHandle,
+    downloader: DownloaderHandle,
 }
 
 impl std::fmt::Debug for CrawlerHandle {
@@ -59,30 +77,72 @@ impl std::fmt::Debug for CrawlerHandle {
 }
 
 impl CrawlerHandle {
-    /// Subscribes `recipient` to signal `S` (call it from `started()`).
+    /// A handle over a crawl's parts (the crawler assembles it; tests build one
+    /// around probes).
+    pub fn new(
+        settings: Arc<Settings>,
+        spider: Arc<dyn DynSpider>,
+        signals: SignalsHandle,
+        stats: StatsHandle,
+        engine: EngineHandle,
+        downloader: DownloaderHandle,
+    ) -> Self {
+        CrawlerHandle {
+            settings,
+            spider_name: spider.name().into(),
+            spider,
+            signals,
+            stats,
+            engine,
+            downloader,
+        }
+    }
+
+    /// The signal bus.
+    pub fn signals(&self) -> &SignalsHandle {
+        &self.signals
+    }
+
+    /// The stats collector.
+    pub fn stats(&self) -> &StatsHandle {
+        &self.stats
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// The downloader.
+    pub fn downloader(&self) -> &DownloaderHandle {
+        &self.downloader
+    }
+
+    /// Subscribes `recipient` to signal `S` (call it from `started()`); short for
+    /// `signals().subscribe(..)`.
     pub fn subscribe<S: Signal>(&self, recipient: Recipient<S>)
     where
         S::Result: Send,
     {
-        self.signals.do_send(Subscribe(recipient));
+        self.signals.subscribe(recipient);
     }
 
-    /// Emits a signal of your own (or a built-in one) without waiting.
+    /// Emits a signal of your own (or a built-in one) without waiting; short for
+    /// `signals().emit(..)`.
     pub fn emit<S: Signal>(&self, signal: S)
     where
         S::Result: Send,
     {
-        self.signals.do_send(Emit(signal));
+        self.signals.emit(signal);
     }
 
-    /// Emits a signal and waits until every subscriber has handled it.
+    /// Emits a signal and waits until every subscriber has handled it; short for
+    /// `signals().emit_await(..)`.
     pub async fn emit_await<S: Signal>(&self, signal: S)
     where
         S::Result: Send,
     {
-        if let Err(e) = self.signals.send(EmitAwait(signal)).await {
-            log::error!("signal bus gone while emitting {}: {e}", S::NAME);
-        }
+        self.signals.emit_await(signal).await;
     }
 }
 

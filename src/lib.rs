@@ -33,7 +33,11 @@
 //! - [`http`]: `Request`, `Response`, header helpers, fingerprints, URL canonicalisation.
 //! - [`item`]: `Item`, the dynamic, serde-based record a spider yields.
 //! - [`settings`]: `Settings` — Scrapy's names and defaults, priorities, typed getters.
-//! - [`signals`]: every signal message, in one place (Scrapy's `scrapy.signals`).
+//! - [`signals`]: every signal message, in one place (Scrapy's `scrapy.signals`), and
+//!   the subscriber table the signal bus keeps.
+//! - [`stats`]: the stats map, its keys and the messages that change and read it.
+//! - [`handle`]: the small cloneable handles components reach the crawl through —
+//!   stats, signals, engine, downloader.
 //! - [`spider`]: the `Spider` trait, callbacks by name, `Output`.
 //! - [`selector`]: CSS selectors (`::text`, `::attr(x)`) on top of the `select` crate.
 //! - [`middleware`]: downloader and spider middleware traits, chains and the built-in stack.
@@ -41,7 +45,8 @@
 //! - [`queue`]: request priority queues (DFO / BFO).
 //! - [`dupefilter`]: duplicate request filters.
 //! - [`extension`]: the crawler handle extensions are built from, and their registry.
-//! - [`crawler`]: `Crawler` and `CrawlerProcess`, which assemble the actors and run them.
+//! - [`crawler`]: `Crawler` and `CrawlerProcess`, which assemble the actors and run them
+//!   (the one module of the model that names them).
 //! - [`cli`]: the `arachne` command line, reusable from a user's own `main`.
 //! - [`actors`]: every actor, one per file (engine, scheduler, downloader, slots, spider
 //!   workers, item pipeline, signal bus, stats and the built-in extensions).
@@ -54,6 +59,7 @@ pub mod crawler;
 pub mod dupefilter;
 pub mod error;
 pub mod extension;
+pub mod handle;
 pub mod http;
 pub mod item;
 pub mod middleware;
@@ -63,6 +69,7 @@ pub mod selector;
 pub mod settings;
 pub mod signals;
 pub mod spider;
+pub mod stats;
 
 #[path = "../actors/mod.rs"]
 pub mod actors;
@@ -75,6 +82,8 @@ pub use async_trait::async_trait;
 pub mod prelude {
     pub use crate::async_trait;
     pub use crate::crawler::{Crawler, CrawlerProcess};
+    pub use crate::extension::{ComponentHandle, CrawlerHandle};
+    pub use crate::handle::{DownloaderHandle, EngineHandle, SignalsHandle, StatsHandle};
     pub use crate::http::{Request, Response};
     pub use crate::item::Item;
     pub use crate::pipeline::{DropItem, ItemPipeline, PipelineError};

@@ -1,18 +1,25 @@
 //! Every signal, in one place — Scrapy's `scrapy.signals` as typed messages.
 //!
-//! Signals are past-tense events. The [`SignalBus`](crate::actors::signal_bus::SignalBus)
-//! keeps one subscriber list per signal type; an extension subscribes in `started()`.
+//! Signals are past-tense events. The SignalBus actor keeps one subscriber list per
+//! signal type — the plain [`SignalTable`] here — and an extension subscribes in
+//! `started()` through a [`SignalsHandle`](crate::handle::SignalsHandle), which sends the
+//! bus one type-erased [`BusOp`] per call.
 //! Signals that Scrapy lets handlers defer are *awaited*: the emitter waits until every
 //! subscriber has handled them (marked "Awaited" below), so a slow `ItemScraped`
-//! handler slows the crawl rather than queueing without bound. [`SpiderIdle`] and
-//! [`HeadersReceived`] are *answered*: handlers vote.
+//! handler slows the crawl rather than queueing without bound. [`SpiderIdle`],
+//! [`RequestScheduled`], [`HeadersReceived`] and [`BytesReceived`] are *answered*:
+//! handlers vote.
 //!
 //! Payloads are cheap to clone: responses, requests and items travel as `Arc`s.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Message;
+use actix::{Message, Recipient};
+use futures_util::future::{join_all, LocalBoxFuture};
 
 use crate::error::DownloadError;
 use crate::http::{Request, Response};
@@ -144,7 +151,7 @@ signal!(
 signal!(
     /// Nothing is scheduled, downloading, parsing or in the pipeline. Sent by the
     /// Engine. Answered: a handler returns [`IdleVote::DontClose`] (typically after
-    /// scheduling more requests through `engine::Crawl`) to keep the spider open.
+    /// scheduling more requests through `EngineHandle::crawl`) to keep the spider open.
     SpiderIdle, "spider_idle", "IdleVote" {
         /// The spider's name.
         spider: Arc<str>,
@@ -196,28 +203,39 @@ signal!(
     }
 );
 signal!(
-    /// The Scheduler accepted a request. Sent by the Scheduler.
-    RequestScheduled, "request_scheduled", "()" {
+    /// A request is about to be handed to the Scheduler (a start request, a callback's
+    /// request, a redirect or retry, `EngineHandle::crawl`). Sent by the Engine
+    /// *before* the duplicate filter decides, as Scrapy's `_schedule_request` does, so
+    /// a duplicate gets `RequestScheduled` then `RequestDropped`. Answered: a handler
+    /// returning [`ScheduleVote::Ignore`] drops the request silently (Scrapy's
+    /// `IgnoreRequest` from a `request_scheduled` handler). Only asked when someone
+    /// subscribes.
+    RequestScheduled, "request_scheduled", "ScheduleVote" {
         /// The request.
         request: Arc<Request>,
     }
 );
 signal!(
-    /// The Scheduler refused a request (duplicate filter). Sent by the Scheduler.
+    /// The Scheduler refused a request (duplicate filter). Sent by the Engine when the
+    /// Scheduler reports the refusal; only when someone subscribes.
     RequestDropped, "request_dropped", "()" {
         /// The request.
         request: Arc<Request>,
     }
 );
 signal!(
-    /// A request reached the Downloader. Sent by the Downloader.
+    /// A request entered a download slot's queue, past the downloader middlewares.
+    /// Sent by the Slot. A request a middleware answered itself (a cached response, an
+    /// ignored request) never reaches the downloader, as in Scrapy; every request that
+    /// does is followed by one [`RequestLeftDownloader`].
     RequestReachedDownloader, "request_reached_downloader", "()" {
         /// The request.
         request: Arc<Request>,
     }
 );
 signal!(
-    /// A request left the Downloader, downloaded or failed. Sent by the Slot.
+    /// A request left its download slot, downloaded or failed. Sent by the Slot, once
+    /// per [`RequestReachedDownloader`].
     RequestLeftDownloader, "request_left_downloader", "()" {
         /// The request.
         request: Arc<Request>,
@@ -290,6 +308,17 @@ pub enum IdleVote {
     DontClose,
 }
 
+/// A [`RequestScheduled`] handler's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScheduleVote {
+    /// Let the request go on to the scheduler.
+    #[default]
+    Accept,
+    /// Drop it before the scheduler sees it (Scrapy's `IgnoreRequest` raised by a
+    /// `request_scheduled` handler).
+    Ignore,
+}
+
 /// A [`HeadersReceived`] / [`BytesReceived`] handler's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DownloadVote {
@@ -312,6 +341,18 @@ where
     }
 }
 
+impl<A, M> actix::dev::MessageResponse<A, M> for ScheduleVote
+where
+    A: actix::Actor,
+    M: Message<Result = ScheduleVote>,
+{
+    fn handle(self, _: &mut A::Context, tx: Option<actix::dev::OneshotSender<ScheduleVote>>) {
+        if let Some(tx) = tx {
+            let _ = tx.send(self);
+        }
+    }
+}
+
 impl<A, M> actix::dev::MessageResponse<A, M> for DownloadVote
 where
     A: actix::Actor,
@@ -321,5 +362,216 @@ where
         if let Some(tx) = tx {
             let _ = tx.send(self);
         }
+    }
+}
+
+/// How many subscribers each signal has, readable without a message: the Slot asks
+/// it before paying for a per-chunk `BytesReceived`, the Engine before asking
+/// `RequestScheduled`. It follows the subscriptions the bus has handled: one sent a
+/// moment ago may not be counted yet.
+#[derive(Debug, Default)]
+pub struct SubscriberCounts {
+    counts: std::sync::Mutex<HashMap<&'static str, Arc<AtomicUsize>>>,
+}
+
+impl SubscriberCounts {
+    /// A shared counter for signal `name`.
+    pub fn counter(&self, name: &'static str) -> Arc<AtomicUsize> {
+        let mut map = match self.counts.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.entry(name).or_default().clone()
+    }
+
+    /// Whether `S` has any subscriber now.
+    pub fn has<S: Signal>(&self) -> bool
+    where
+        S::Result: Send,
+    {
+        self.counter(S::NAME).load(Ordering::Relaxed) > 0
+    }
+}
+
+/// The subscriber table: one `Vec<Recipient<S>>` per signal type, so nobody receives
+/// what they did not ask for. Like Scrapy's `send_catch_log`, a subscriber that has
+/// gone away or fails is logged and skipped. Every send is enqueued when the method is
+/// called, in subscription order; only the waiting (of [`emit_await`] and [`ask`]) is
+/// deferred to the returned future.
+///
+/// [`emit_await`]: SignalTable::emit_await
+/// [`ask`]: SignalTable::ask
+///
+/// ```
+/// use arachne::signals::{SignalTable, SpiderOpened};
+///
+/// let mut table = SignalTable::new();
+/// // Nobody subscribed: nothing is sent, and the counts say so.
+/// table.emit(SpiderOpened { spider: "s".into() });
+/// assert!(!table.counts().has::<SpiderOpened>());
+/// ```
+#[derive(Default)]
+pub struct SignalTable {
+    lists: HashMap<TypeId, Box<dyn Any + Send>>,
+    counts: Arc<SubscriberCounts>,
+}
+
+impl std::fmt::Debug for SignalTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalTable")
+            .field("signal_types", &self.lists.len())
+            .finish()
+    }
+}
+
+impl SignalTable {
+    /// A table with no subscribers.
+    pub fn new() -> Self {
+        SignalTable::default()
+    }
+
+    /// The shared subscriber counts (what a [`SignalsHandle`](crate::handle::SignalsHandle)
+    /// is built with).
+    pub fn counts(&self) -> Arc<SubscriberCounts> {
+        self.counts.clone()
+    }
+
+    /// `S`'s list, created empty on first use.
+    fn list<S: Signal>(&mut self) -> Option<&mut Vec<Recipient<S>>>
+    where
+        S::Result: Send,
+    {
+        self.lists
+            .entry(TypeId::of::<S>())
+            .or_insert_with(|| Box::new(Vec::<Recipient<S>>::new()))
+            // Always the right type: the list is stored under its own TypeId.
+            .downcast_mut::<Vec<Recipient<S>>>()
+    }
+
+    /// Adds a subscriber of `S`.
+    pub fn subscribe<S: Signal>(&mut self, recipient: Recipient<S>)
+    where
+        S::Result: Send,
+    {
+        let counts = self.counts.clone();
+        if let Some(list) = self.list::<S>() {
+            list.push(recipient);
+            counts.counter(S::NAME).store(list.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// `S`'s live subscribers; drops those whose actor has stopped.
+    fn live<S: Signal>(&mut self) -> &[Recipient<S>]
+    where
+        S::Result: Send,
+    {
+        let counts = self.counts.clone();
+        let Some(list) = self.list::<S>() else {
+            return &[];
+        };
+        let before = list.len();
+        list.retain(|r| r.connected());
+        if list.len() != before {
+            counts.counter(S::NAME).store(list.len(), Ordering::Relaxed);
+        }
+        list
+    }
+
+    /// Sends `signal` to every subscriber without waiting.
+    pub fn emit<S: Signal>(&mut self, signal: S)
+    where
+        S::Result: Send,
+    {
+        for r in self.live::<S>() {
+            r.do_send(signal.clone());
+        }
+    }
+
+    /// Sends `signal` to every subscriber now; the future resolves when all have
+    /// handled it.
+    pub fn emit_await<S: Signal>(&mut self, signal: S) -> LocalBoxFuture<'static, ()>
+    where
+        S::Result: Send,
+    {
+        let sends: Vec<_> = self
+            .live::<S>()
+            .iter()
+            .map(|r| r.send(signal.clone()))
+            .collect();
+        Box::pin(async move {
+            for res in join_all(sends).await {
+                if let Err(e) = res {
+                    log::error!("error delivering signal {}: {e}", S::NAME);
+                }
+            }
+        })
+    }
+
+    /// Sends `signal` to every subscriber now; the future resolves with every answer
+    /// (a subscriber that went away meanwhile is logged and left out).
+    pub fn ask<S: Signal>(&mut self, signal: S) -> LocalBoxFuture<'static, Vec<S::Result>>
+    where
+        S::Result: Send,
+    {
+        let sends: Vec<_> = self
+            .live::<S>()
+            .iter()
+            .map(|r| r.send(signal.clone()))
+            .collect();
+        Box::pin(async move {
+            join_all(sends)
+                .await
+                .into_iter()
+                .filter_map(|res| match res {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        log::error!("error delivering signal {}: {e}", S::NAME);
+                        None
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+/// The one message the SignalBus handles: a typed operation on its [`SignalTable`],
+/// erased behind a closure so that a handle can subscribe, emit or ask for any signal
+/// type through a single `Recipient<BusOp>`. The closure runs inside the bus's
+/// handler — so sends are enqueued in the order the ops arrive — and may return a
+/// future (the waiting part of an awaited emit or an ask), which the bus spawns.
+///
+/// ```
+/// use arachne::signals::{BusOp, SignalTable, SpiderOpened};
+///
+/// let mut table = SignalTable::new();
+/// let op = BusOp::new(|t| {
+///     t.emit(SpiderOpened { spider: "s".into() });
+///     None
+/// });
+/// assert!(op.run(&mut table).is_none());
+/// ```
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BusOp(BusFn);
+
+type BusFn = Box<dyn FnOnce(&mut SignalTable) -> Option<LocalBoxFuture<'static, ()>> + Send>;
+
+impl std::fmt::Debug for BusOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BusOp")
+    }
+}
+
+impl BusOp {
+    /// Wraps an operation.
+    pub fn new(
+        op: impl FnOnce(&mut SignalTable) -> Option<LocalBoxFuture<'static, ()>> + Send + 'static,
+    ) -> Self {
+        BusOp(Box::new(op))
+    }
+
+    /// Runs the operation on `table`; the caller spawns the future it returns, if any.
+    pub fn run(self, table: &mut SignalTable) -> Option<LocalBoxFuture<'static, ()>> {
+        (self.0)(table)
     }
 }

@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
 use arachne::spider::CallbackData;
+use arachne::stats::StatsMap;
 use serde_json::{json, Value};
 use support::logs::{capture_logs, logged};
 use support::server::FixtureServer;

@@ -12,8 +12,8 @@ mod support;
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
-use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
+use arachne::stats::StatsMap;
 use support::server::{FixtureServer, LogEntry};
 use support::site::Site;
 

@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use arachne::actors::downloader::{Fetch, SetSlotDelay};
-use arachne::actors::engine::{CloseSpider as CloseCommand, Crawl};
 use arachne::actors::extensions::closespider::CloseSpider;
 use arachne::actors::extensions::throttle::AutoThrottle;
-use arachne::actors::signal_bus::{EmitAwait, SignalBus, SubscriberCounts};
-use arachne::actors::stats::Stats;
 use arachne::error::ConfigError;
 use arachne::error::DownloadError;
 use arachne::extension::{ComponentHandle, CrawlerHandle};
+use arachne::handle::downloader::{Fetch, GetSlotDelay, SetSlotDelay};
+use arachne::handle::engine::{
+    CloseSpider as CloseCommand, Crawl, Download, EngineStatus, GetEngineStatus, SetPaused,
+};
+use arachne::handle::{DownloaderHandle, EngineHandle, SignalsHandle, StatsHandle};
 use arachne::http::{Request, Response};
 use arachne::item::Item;
 use arachne::middleware::downloader::Fetched;
@@ -67,6 +68,32 @@ impl Handler<Fetch> for Probe {
             msg.0,
             DownloadError::Ignored("no downloader in this test".into()),
         )
+    }
+}
+
+impl Handler<GetSlotDelay> for Probe {
+    type Result = Option<Duration>;
+    fn handle(&mut self, _: GetSlotDelay, _: &mut Context<Self>) -> Option<Duration> {
+        None
+    }
+}
+
+impl Handler<SetPaused> for Probe {
+    type Result = ();
+    fn handle(&mut self, _: SetPaused, _: &mut Context<Self>) {}
+}
+
+impl Handler<GetEngineStatus> for Probe {
+    type Result = EngineStatus;
+    fn handle(&mut self, _: GetEngineStatus, _: &mut Context<Self>) -> EngineStatus {
+        EngineStatus::default()
+    }
+}
+
+impl Handler<Download> for Probe {
+    type Result = Result<Response, DownloadError>;
+    fn handle(&mut self, _: Download, _: &mut Context<Self>) -> Self::Result {
+        Err(DownloadError::Ignored("no downloader in this test".into()))
     }
 }
 
@@ -123,30 +150,23 @@ impl Handler<GetRecorded> for Probe {
 struct Harness {
     crawler: CrawlerHandle,
     probe: Addr<Probe>,
-    counts: Arc<SubscriberCounts>,
     _extension: Option<ComponentHandle>,
 }
 
 impl Harness {
     fn new(settings: Settings) -> Self {
-        let bus = SignalBus::new();
-        let counts = bus.counts();
         let probe = Probe::default().start();
-        let crawler = CrawlerHandle {
-            settings: Arc::new(settings),
-            spider: Arc::new(Idle),
-            spider_name: "test".into(),
-            signals: bus.start(),
-            stats: Stats::new().start(),
-            close_spider: probe.clone().recipient(),
-            crawl: probe.clone().recipient(),
-            fetch: probe.clone().recipient(),
-            set_slot_delay: probe.clone().recipient(),
-        };
+        let crawler = CrawlerHandle::new(
+            Arc::new(settings),
+            Arc::new(Idle),
+            SignalsHandle::bus(),
+            StatsHandle::collector(),
+            EngineHandle::from_addr(&probe),
+            DownloaderHandle::from_addr(&probe),
+        );
         Harness {
             crawler,
             probe,
-            counts,
             _extension: None,
         }
     }
@@ -164,7 +184,7 @@ impl Harness {
             .expect("configured");
         self._extension = Some(handle);
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.counts.has::<S>() {
+        while !self.crawler.signals().has_subscribers::<S>() {
             assert!(
                 Instant::now() < deadline,
                 "extension never subscribed to {}",
@@ -180,11 +200,7 @@ impl Harness {
     where
         S::Result: Send,
     {
-        self.crawler
-            .signals
-            .send(EmitAwait(signal))
-            .await
-            .expect("bus alive");
+        self.crawler.signals().emit_await(signal).await;
     }
 
     /// What the probe has received. Anything an extension sent while handling an
@@ -319,7 +335,7 @@ async fn pagecount_no_item_resets_on_items() {
         .start::<ResponseReceived>(CloseSpider::from_crawler)
         .await;
     // Wait for the item subscription too: it is what resets the run.
-    assert!(h.counts.has::<ItemScraped>());
+    assert!(h.crawler.signals().has_subscribers::<ItemScraped>());
     for _ in 0..4 {
         h.emit(page()).await;
         h.emit(page()).await;
@@ -354,7 +370,7 @@ async fn first_condition_met_wins() {
     ]))
     .start::<ResponseReceived>(CloseSpider::from_crawler)
     .await;
-    assert!(h.counts.has::<ItemScraped>());
+    assert!(h.crawler.signals().has_subscribers::<ItemScraped>());
     h.emit(page()).await;
     h.emit(page()).await;
     h.emit(item()).await;

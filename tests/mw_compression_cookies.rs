@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
+use arachne::stats::StatsMap;
 use serde_json::{json, Value};
 use support::logs::{capture_logs, logged};
 

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
+use arachne::stats::StatsMap;
 use serde_json::{json, Value};
 use support::server::FixtureServer;
 use support::site::Site;

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
+use arachne::stats::StatsMap;
 use serde_json::Value;
 use support::probe::crawl;
 use support::server::FixtureServer;

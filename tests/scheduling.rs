@@ -16,10 +16,10 @@ mod support;
 
 use std::collections::HashMap;
 
-use arachne::actors::stats::StatsMap;
 use arachne::http::Method;
 use arachne::prelude::*;
 use arachne::queue::{MemoryQueue, QueueOrder};
+use arachne::stats::StatsMap;
 use serde_json::{json, Value};
 use support::server::{FixtureServer, LogEntry};
 use support::site::Site;

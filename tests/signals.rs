@@ -7,7 +7,6 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, AsyncContext, Context, Handler, Message};
-use arachne::actors::engine::Crawl;
 use arachne::extension::{ComponentHandle, CrawlerHandle};
 use arachne::prelude::*;
 use arachne::signals::*;
@@ -65,7 +64,7 @@ macro_rules! record {
 record!(
     EngineStarted => (), EngineStopped => (), SpiderOpened => (), SpiderClosed => (),
     SpiderErrored => (), ItemScraped => (), ItemDropped => (), ItemError => (),
-    RequestScheduled => (), RequestDropped => (), RequestReachedDownloader => (),
+    RequestScheduled => ScheduleVote::Accept, RequestDropped => (), RequestReachedDownloader => (),
     RequestLeftDownloader => (), ResponseDownloaded => (), ResponseReceived => (),
     HeadersReceived => DownloadVote::Continue, BytesReceived => DownloadVote::Continue,
 );
@@ -76,7 +75,7 @@ impl Handler<SpiderIdle> for Probe {
         self.seen.lock().unwrap().push("spider_idle".into());
         match self.on_idle.pop() {
             Some(r) => {
-                self.crawler.crawl.do_send(Crawl(r));
+                self.crawler.engine().crawl(r);
                 IdleVote::DontClose
             }
             None => IdleVote::Close,
@@ -214,11 +213,7 @@ async fn extension_closes_with_own_reason() {
     impl Handler<ResponseReceived> for Closer {
         type Result = ();
         fn handle(&mut self, _: ResponseReceived, _: &mut Context<Self>) {
-            self.0
-                .close_spider
-                .do_send(arachne::actors::engine::CloseSpider {
-                    reason: CloseReason::from("my_reason"),
-                });
+            self.0.engine().close(CloseReason::from("my_reason"));
         }
     }
     let server = FixtureServer::start(Site::random(50, 4, 1));

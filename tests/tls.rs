@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
 use arachne::spider::Failure;
+use arachne::stats::StatsMap;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
 };

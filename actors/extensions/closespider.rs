@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actors::engine;
 use crate::error::ConfigError;
 use crate::extension::{ComponentHandle, CrawlerHandle};
 use crate::settings::Settings;
@@ -261,9 +260,7 @@ impl CloseSpider {
     fn close(&mut self, reason: Option<CloseReason>, ctx: &mut Context<Self>) {
         let Some(reason) = reason else { return };
         log::info!("Closing spider ({reason})");
-        self.crawler
-            .close_spider
-            .do_send(engine::CloseSpider { reason });
+        self.crawler.engine().close(reason);
         // Nothing more can be answered; the timers have nothing left to do.
         self.cancel_timers(ctx);
     }

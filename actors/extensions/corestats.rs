@@ -8,7 +8,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use serde_json::Value;
 
-use crate::actors::stats::{Inc, Set};
 use crate::error::ConfigError;
 use crate::extension::{ComponentHandle, CrawlerHandle};
 use crate::signals::{
@@ -61,65 +60,51 @@ impl Handler<SpiderOpened> for CoreStats {
     type Result = ();
     fn handle(&mut self, _: SpiderOpened, _: &mut Context<Self>) {
         self.started = Some(Instant::now());
-        self.crawler.stats.do_send(Set {
-            key: "start_time".into(),
-            value: now_epoch(),
-        });
+        self.crawler.stats().set("start_time", now_epoch());
     }
 }
 
 impl Handler<SpiderClosed> for CoreStats {
     type Result = ();
     fn handle(&mut self, msg: SpiderClosed, _: &mut Context<Self>) {
-        let stats = &self.crawler.stats;
+        let stats = self.crawler.stats();
         let elapsed = self
             .started
             .map(|s| s.elapsed().as_secs_f64())
             .unwrap_or(0.0);
-        stats.do_send(Set {
-            key: "finish_time".into(),
-            value: now_epoch(),
-        });
-        stats.do_send(Set {
-            key: "elapsed_time_seconds".into(),
-            value: Value::from(elapsed),
-        });
-        stats.do_send(Set {
-            key: "finish_reason".into(),
-            value: Value::from(msg.reason.to_string()),
-        });
+        stats.set("finish_time", now_epoch());
+        stats.set("elapsed_time_seconds", Value::from(elapsed));
+        stats.set("finish_reason", Value::from(msg.reason.to_string()));
     }
 }
 
 impl Handler<ItemScraped> for CoreStats {
     type Result = ();
     fn handle(&mut self, _: ItemScraped, _: &mut Context<Self>) {
-        self.crawler.stats.do_send(Inc::one("item_scraped_count"));
+        self.crawler.stats().inc("item_scraped_count");
     }
 }
 
 impl Handler<ItemDropped> for CoreStats {
     type Result = ();
     fn handle(&mut self, msg: ItemDropped, _: &mut Context<Self>) {
-        self.crawler.stats.do_send(Inc::one("item_dropped_count"));
+        self.crawler.stats().inc("item_dropped_count");
         self.crawler
-            .stats
-            .do_send(Inc::one(format!("item_dropped_reasons_count/{}", msg.kind)));
+            .stats()
+            .inc(format!("item_dropped_reasons_count/{}", msg.kind));
     }
 }
 
 impl Handler<ItemError> for CoreStats {
     type Result = ();
     fn handle(&mut self, _: ItemError, _: &mut Context<Self>) {
-        self.crawler.stats.do_send(Inc::one("item_error_count"));
+        self.crawler.stats().inc("item_error_count");
     }
 }
 
 impl Handler<ResponseReceived> for CoreStats {
     type Result = ();
     fn handle(&mut self, _: ResponseReceived, _: &mut Context<Self>) {
-        self.crawler
-            .stats
-            .do_send(Inc::one("response_received_count"));
+        self.crawler.stats().inc("response_received_count");
     }
 }

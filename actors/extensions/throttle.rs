@@ -11,7 +11,7 @@
 //! max(`DOWNLOAD_DELAY`, `AUTOTHROTTLE_START_DELAY`); on every `ResponseDownloaded`
 //! (unless the request set `autothrottle_dont_adjust_delay`) it computes the slot's
 //! new delay with [`ThrottleConfig::adjust`] and answers with
-//! `downloader::SetSlotDelay` — it never reaches into a slot. With
+//! `DownloaderHandle::set_slot_delay` — it never reaches into a slot. With
 //! `AUTOTHROTTLE_DEBUG` it logs Scrapy's per-response line ([`debug_line`]).
 //!
 //! Unlike Scrapy, which silently disables itself, a `AUTOTHROTTLE_TARGET_CONCURRENCY`
@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::downloader::SetSlotDelay;
 use crate::error::ConfigError;
 use crate::extension::{ComponentHandle, CrawlerHandle};
 use crate::settings::Settings;
@@ -287,10 +286,9 @@ impl Handler<SpiderOpened> for AutoThrottle {
     type Result = ();
     fn handle(&mut self, _: SpiderOpened, _: &mut Context<Self>) {
         // Scrapy sets `spider.download_delay`, which is what new slots start with.
-        self.crawler.set_slot_delay.do_send(SetSlotDelay {
-            slot: None,
-            delay: self.state.config().start_delay,
-        });
+        self.crawler
+            .downloader()
+            .set_default_slot_delay(self.state.config().start_delay);
     }
 }
 
@@ -309,10 +307,9 @@ impl Handler<ResponseDownloaded> for AutoThrottle {
             Instant::now(),
         );
         if adj.changed() {
-            self.crawler.set_slot_delay.do_send(SetSlotDelay {
-                slot: Some(msg.slot.clone()),
-                delay: adj.delay,
-            });
+            self.crawler
+                .downloader()
+                .set_slot_delay(msg.slot.clone(), adj.delay);
         }
         if self.state.config().debug {
             log::info!(

@@ -7,7 +7,6 @@
 
 use std::cell::Cell;
 
-use crate::actors::stats::{Inc, Max};
 use crate::error::ConfigError;
 use crate::extension::CrawlerHandle;
 use crate::http::{Request, Response};
@@ -55,13 +54,10 @@ impl DepthMiddleware {
         }
         if self.verbose {
             self.crawler
-                .stats
-                .do_send(Inc::one(format!("request_depth_count/{depth}")));
+                .stats()
+                .inc(format!("request_depth_count/{depth}"));
         }
-        self.crawler.stats.do_send(Max {
-            key: "request_depth_max".into(),
-            value: depth as f64,
-        });
+        self.crawler.stats().max("request_depth_max", depth as f64);
         true
     }
 }
@@ -76,9 +72,7 @@ impl SpiderMiddleware for DepthMiddleware {
     ) -> Vec<OutputEntry> {
         let parent_depth = parent.depth();
         if self.verbose && parent_depth == 0 && !self.counted_root.replace(true) {
-            self.crawler
-                .stats
-                .do_send(Inc::one("request_depth_count/0"));
+            self.crawler.stats().inc("request_depth_count/0");
         }
         output
             .into_iter()

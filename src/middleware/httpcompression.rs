@@ -37,13 +37,12 @@
 
 use std::io::{self, Read};
 
-use actix::Addr;
 use awc::http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING};
 use bytes::Bytes;
 
-use crate::actors::stats::{Inc, Stats};
 use crate::error::{ConfigError, DownloadError};
 use crate::extension::CrawlerHandle;
+use crate::handle::StatsHandle;
 use crate::http::{Method, Request, Response};
 use crate::middleware::downloader::{DownloaderMiddleware, RequestFlow, ResponseFlow};
 
@@ -227,7 +226,7 @@ fn content_codings(response: &Response) -> Vec<String> {
 /// Decodes compressed responses within `DOWNLOAD_MAXSIZE`.
 #[derive(Debug)]
 pub struct HttpCompressionMiddleware {
-    stats: Addr<Stats>,
+    stats: StatsHandle,
     max_size: u64,
     warn_size: u64,
     count_failures: bool,
@@ -243,7 +242,7 @@ impl HttpCompressionMiddleware {
             return Ok(None);
         }
         Ok(Some(Box::new(HttpCompressionMiddleware {
-            stats: crawler.stats.clone(),
+            stats: crawler.stats().clone(),
             max_size: s.get_usize("DOWNLOAD_MAXSIZE")? as u64,
             warn_size: s.get_usize("DOWNLOAD_WARNSIZE")? as u64,
             count_failures: s.get_bool("DOWNLOADER_STATS")?,
@@ -252,11 +251,9 @@ impl HttpCompressionMiddleware {
 
     fn fail(&self, error: DownloadError) -> DownloadError {
         if self.count_failures {
-            self.stats.do_send(Inc::one("downloader/exception_count"));
-            self.stats.do_send(Inc::one(format!(
-                "downloader/exception_type_count/{}",
-                error.kind()
-            )));
+            self.stats.inc("downloader/exception_count");
+            self.stats
+                .inc(format!("downloader/exception_type_count/{}", error.kind()));
         }
         error
     }
@@ -340,12 +337,11 @@ impl DownloaderMiddleware for HttpCompressionMiddleware {
                 response.headers.insert(CONTENT_ENCODING, v);
             }
         }
-        self.stats.do_send(Inc {
-            key: "httpcompression/response_bytes".into(),
-            by: i64::try_from(decoded).unwrap_or(i64::MAX),
-        });
-        self.stats
-            .do_send(Inc::one("httpcompression/response_count"));
+        self.stats.inc_by(
+            "httpcompression/response_bytes",
+            i64::try_from(decoded).unwrap_or(i64::MAX),
+        );
+        self.stats.inc("httpcompression/response_count");
         response.body = body;
         Ok(ResponseFlow::Continue(response))
     }

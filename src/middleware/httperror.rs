@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::actors::stats::Inc;
 use crate::error::ConfigError;
 use crate::extension::CrawlerHandle;
 use crate::http::Response;
@@ -94,13 +93,11 @@ impl SpiderMiddleware for HttpErrorMiddleware {
             response.status,
             response.url
         );
-        self.crawler
-            .stats
-            .do_send(Inc::one("httperror/response_ignored_count"));
-        self.crawler.stats.do_send(Inc::one(format!(
+        self.crawler.stats().inc("httperror/response_ignored_count");
+        self.crawler.stats().inc(format!(
             "httperror/response_ignored_status_count/{}",
             response.status
-        )));
+        ));
         Err(FailureKind::HttpError(response.clone()))
     }
 }

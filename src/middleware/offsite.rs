@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use crate::actors::stats::Inc;
 use crate::error::ConfigError;
 use crate::extension::CrawlerHandle;
 use crate::http::{Request, Response};
@@ -101,9 +100,9 @@ impl SpiderMiddleware for OffsiteMiddleware {
                         r.method,
                         r.url
                     );
-                    self.crawler.stats.do_send(Inc::one("offsite/domains"));
+                    self.crawler.stats().inc("offsite/domains");
                 }
-                self.crawler.stats.do_send(Inc::one("offsite/filtered"));
+                self.crawler.stats().inc("offsite/filtered");
                 false
             })
             .collect()

@@ -39,13 +39,12 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use actix::Addr;
 use serde_json::Value;
 use url::Url;
 
-use crate::actors::stats::{Inc, Stats};
 use crate::error::{ConfigError, DownloadError};
 use crate::extension::CrawlerHandle;
+use crate::handle::StatsHandle;
 use crate::http::{HeaderName, Method, Request, Response};
 use crate::middleware::downloader::{DownloaderMiddleware, ResponseFlow};
 use crate::settings::Settings;
@@ -89,7 +88,7 @@ impl fmt::Display for RedirectReason {
 pub struct RedirectPolicy {
     max_times: i64,
     priority_adjust: i64,
-    stats: Addr<Stats>,
+    stats: StatsHandle,
 }
 
 impl RedirectPolicy {
@@ -99,7 +98,7 @@ impl RedirectPolicy {
         Ok(RedirectPolicy {
             max_times,
             priority_adjust,
-            stats: crawler.stats.clone(),
+            stats: crawler.stats().clone(),
         })
     }
 
@@ -134,7 +133,7 @@ impl RedirectPolicy {
                     source.method,
                     source.url
                 );
-                self.stats.do_send(Inc::one("redirect/max_reached"));
+                self.stats.inc("redirect/max_reached");
                 Err(DownloadError::Ignored("max redirections reached".into()))
             }
         }

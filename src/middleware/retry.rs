@@ -30,12 +30,11 @@
 
 use std::collections::HashSet;
 
-use actix::Addr;
 use serde_json::Value;
 
-use crate::actors::stats::{Inc, Stats};
 use crate::error::{ConfigError, DownloadError};
 use crate::extension::CrawlerHandle;
+use crate::handle::StatsHandle;
 use crate::http::{Request, Response};
 use crate::middleware::downloader::{DownloaderMiddleware, ExceptionFlow, ResponseFlow};
 use crate::middleware::redirect::clamp_priority;
@@ -47,7 +46,7 @@ pub struct RetryMiddleware {
     max_retry_times: i64,
     http_codes: HashSet<u16>,
     priority_adjust: i64,
-    stats: Addr<Stats>,
+    stats: StatsHandle,
 }
 
 /// The retry settings, read once.
@@ -92,7 +91,7 @@ impl RetryMiddleware {
             max_retry_times: c.max_retry_times,
             http_codes: c.http_codes,
             priority_adjust: c.priority_adjust,
-            stats: crawler.stats.clone(),
+            stats: crawler.stats().clone(),
         })))
     }
 
@@ -110,13 +109,12 @@ impl RetryMiddleware {
                     request.url,
                     retry_times(&new)
                 );
-                self.stats.do_send(Inc::one("retry/count"));
-                self.stats
-                    .do_send(Inc::one(format!("retry/reason_count/{stats_reason}")));
+                self.stats.inc("retry/count");
+                self.stats.inc(format!("retry/reason_count/{stats_reason}"));
                 Some(new)
             }
             Err(failed) => {
-                self.stats.do_send(Inc::one("retry/max_reached"));
+                self.stats.inc("retry/max_reached");
                 log::error!(
                     "Gave up retrying <{} {}> (failed {failed} times): {log_reason}",
                     request.method,

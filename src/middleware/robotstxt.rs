@@ -39,16 +39,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use actix::prelude::*;
 use serde_json::Value;
 use texting_robots::Robot;
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::actors::downloader::Fetch;
-use crate::actors::stats::{Inc, Stats};
 use crate::error::{ConfigError, DownloadError};
 use crate::extension::CrawlerHandle;
+use crate::handle::DownloaderHandle;
+use crate::handle::StatsHandle;
 use crate::http::{Method, Request, Response};
 use crate::middleware::downloader::{DownloaderMiddleware, Fetched, RequestFlow};
 
@@ -73,8 +72,8 @@ type Netlocs = Rc<RefCell<HashMap<String, NetlocState>>>;
 
 /// Obeys robots.txt. See the module docs.
 pub struct RobotsTxtMiddleware {
-    fetch: Recipient<Fetch>,
-    stats: Addr<Stats>,
+    fetch: DownloaderHandle,
+    stats: StatsHandle,
     /// `ROBOTSTXT_USER_AGENT`, when set.
     robotstxt_useragent: Option<String>,
     /// `USER_AGENT`.
@@ -101,8 +100,8 @@ impl RobotsTxtMiddleware {
             return Ok(None);
         }
         Ok(Some(Box::new(RobotsTxtMiddleware::new(
-            crawler.fetch.clone(),
-            crawler.stats.clone(),
+            crawler.downloader().clone(),
+            crawler.stats().clone(),
             &crawler.settings.get_str("ROBOTSTXT_USER_AGENT"),
             &crawler.settings.get_str("USER_AGENT"),
         ))))
@@ -112,8 +111,8 @@ impl RobotsTxtMiddleware {
     /// An empty `robotstxt_useragent` means "use the request's `User-Agent`, else
     /// `default_useragent`".
     pub fn new(
-        fetch: Recipient<Fetch>,
-        stats: Addr<Stats>,
+        fetch: DownloaderHandle,
+        stats: StatsHandle,
         robotstxt_useragent: &str,
         default_useragent: &str,
     ) -> Self {
@@ -227,44 +226,37 @@ impl DownloaderMiddleware for RobotsTxtMiddleware {
             request.method,
             request.url
         );
-        self.stats.do_send(Inc::one("robotstxt/forbidden"));
+        self.stats.inc("robotstxt/forbidden");
         Err(DownloadError::Ignored("Forbidden by robots.txt".into()))
     }
 }
 
 /// Downloads robots.txt, following rescheduled requests (redirects, retries); `None`
 /// allows all.
-async fn fetch_robots(fetch: Recipient<Fetch>, stats: Addr<Stats>, request: Request) -> Verdict {
-    stats.do_send(Inc::one("robotstxt/request_count"));
+async fn fetch_robots(fetch: DownloaderHandle, stats: StatsHandle, request: Request) -> Verdict {
+    stats.inc("robotstxt/request_count");
     let mut request = request;
     for _ in 0..MAX_ROBOTS_HOPS {
         let shown = format!("<{} {}>", request.method, request.url);
-        match fetch.send(Fetch(request)).await {
-            Ok(Fetched::Response(response)) => {
-                stats.do_send(Inc::one("robotstxt/response_count"));
-                stats.do_send(Inc::one(format!(
+        match fetch.fetch(request).await {
+            Fetched::Response(response) => {
+                stats.inc("robotstxt/response_count");
+                stats.inc(format!(
                     "robotstxt/response_status_count/{}",
                     response.status
-                )));
+                ));
                 return parse_response(&response);
             }
-            Ok(Fetched::Reschedule(next)) => {
+            Fetched::Reschedule(next) => {
                 request = next.meta("dont_obey_robotstxt", true);
             }
-            Ok(Fetched::Failed(_, DownloadError::Ignored(reason))) => {
+            Fetched::Failed(_, DownloadError::Ignored(reason)) => {
                 log::debug!("robots.txt request {shown} ignored: {reason}; allowing all");
                 return None;
             }
-            Ok(Fetched::Failed(_, error)) => {
+            Fetched::Failed(_, error) => {
                 log::error!("Error downloading {shown}: {error}");
-                stats.do_send(Inc::one(format!(
-                    "robotstxt/exception_count/{}",
-                    error.kind()
-                )));
-                return None;
-            }
-            Err(error) => {
-                log::error!("Error downloading {shown}: downloader unavailable ({error})");
+                stats.inc(format!("robotstxt/exception_count/{}", error.kind()));
                 return None;
             }
         }
@@ -425,6 +417,9 @@ pub fn best_agent_token<'a>(tokens: &'a [String], user_agent: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handle::downloader::{Fetch, GetSlotDelay, SetSlotDelay};
+    use crate::handle::StatsHandle;
+    use actix::{Actor, Context, Handler, ResponseFuture};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -502,6 +497,18 @@ mod tests {
         type Context = Context<Self>;
     }
 
+    impl Handler<SetSlotDelay> for FakeDownloader {
+        type Result = ();
+        fn handle(&mut self, _: SetSlotDelay, _: &mut Context<Self>) {}
+    }
+
+    impl Handler<GetSlotDelay> for FakeDownloader {
+        type Result = Option<Duration>;
+        fn handle(&mut self, _: GetSlotDelay, _: &mut Context<Self>) -> Option<Duration> {
+            None
+        }
+    }
+
     impl Handler<Fetch> for FakeDownloader {
         type Result = ResponseFuture<Fetched>;
         fn handle(&mut self, msg: Fetch, _: &mut Context<Self>) -> Self::Result {
@@ -525,8 +532,8 @@ mod tests {
         }
         .start();
         let mw = RobotsTxtMiddleware::new(
-            fake.recipient(),
-            Stats::default().start(),
+            DownloaderHandle::from_addr(&fake),
+            StatsHandle::collector(),
             "",
             "Arachne/0.1",
         );

@@ -25,11 +25,9 @@
 //!   `process_response` never pass through `process_exception` (Scrapy's chain works
 //!   the same way); HttpCompression counts its own decoding failures under these keys.
 
-use actix::Addr;
-
-use crate::actors::stats::{Inc, Stats};
 use crate::error::{ConfigError, DownloadError};
 use crate::extension::CrawlerHandle;
+use crate::handle::StatsHandle;
 use crate::http::{HeaderMap, Request, Response};
 use crate::middleware::downloader::{
     DownloaderMiddleware, ExceptionFlow, RequestFlow, ResponseFlow,
@@ -38,7 +36,7 @@ use crate::middleware::downloader::{
 /// Counts requests, responses, bytes and failures in the stats.
 #[derive(Debug)]
 pub struct DownloaderStats {
-    stats: Addr<Stats>,
+    stats: StatsHandle,
 }
 
 impl DownloaderStats {
@@ -50,15 +48,13 @@ impl DownloaderStats {
             return Ok(None);
         }
         Ok(Some(Box::new(DownloaderStats {
-            stats: crawler.stats.clone(),
+            stats: crawler.stats().clone(),
         })))
     }
 
-    fn inc(&self, key: impl Into<crate::actors::stats::Key>, by: usize) {
-        self.stats.do_send(Inc {
-            key: key.into(),
-            by: i64::try_from(by).unwrap_or(i64::MAX),
-        });
+    fn inc(&self, key: impl Into<crate::stats::Key>, by: usize) {
+        self.stats
+            .inc_by(key, i64::try_from(by).unwrap_or(i64::MAX));
     }
 }
 

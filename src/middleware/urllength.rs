@@ -3,7 +3,6 @@
 //!
 //! Stats: `urllength/request_ignored_count`. Logs "Ignoring link (url length > N): url".
 
-use crate::actors::stats::Inc;
 use crate::error::ConfigError;
 use crate::extension::CrawlerHandle;
 use crate::http::{Request, Response};
@@ -46,9 +45,7 @@ impl SpiderMiddleware for UrlLengthMiddleware {
             .filter(|entry| match entry {
                 OutputEntry::Request(r) if r.url.as_str().len() > self.limit => {
                     log::info!("Ignoring link (url length > {}): {}", self.limit, r.url);
-                    self.crawler
-                        .stats
-                        .do_send(Inc::one("urllength/request_ignored_count"));
+                    self.crawler.stats().inc("urllength/request_ignored_count");
                     false
                 }
                 _ => true,

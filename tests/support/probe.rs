@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arachne::actors::stats::StatsMap;
 use arachne::prelude::*;
+use arachne::stats::StatsMap;
 
 /// URL → page title; URL → (failure kind, failure message).
 #[derive(Clone, Default)]

@@ -41,12 +41,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix::prelude::*;
 use url::Url;
 
-use crate::actors::stats::{Inc, Stats};
 use crate::error::{ConfigError, DownloadError};
 use crate::extension::CrawlerHandle;
+use crate::handle::StatsHandle;
 use crate::http::fingerprint::to_hex;
 use crate::http::{HeaderValue, Request, Response};
 use crate::middleware::downloader::{
@@ -64,7 +63,7 @@ pub struct HttpCacheMiddleware {
     storage: Arc<FilesystemStorage>,
     ignore_missing: bool,
     spider: Arc<str>,
-    stats: Addr<Stats>,
+    stats: StatsHandle,
 }
 
 impl std::fmt::Debug for HttpCacheMiddleware {
@@ -113,12 +112,12 @@ impl HttpCacheMiddleware {
             storage: Arc::new(storage),
             ignore_missing: s.get_bool("HTTPCACHE_IGNORE_MISSING")?,
             spider: crawler.spider_name.clone(),
-            stats: crawler.stats.clone(),
+            stats: crawler.stats().clone(),
         })))
     }
 
     fn inc(&self, key: &'static str) {
-        self.stats.do_send(Inc::one(key));
+        self.stats.inc(key);
     }
 
     fn entry_path(&self, request: &Request) -> PathBuf {
