@@ -420,6 +420,9 @@ impl Selector {
             .map_err(|e| SelectorError::from_xpath(query, e))?;
         let items = items
             .into_iter()
+            // lxml (so parsel) never returns the document node itself (`/`, `..`
+            // from the root element).
+            .filter(|item| *item != XItem::Root)
             .map(|item| {
                 let hit = match item {
                     XItem::Root => Hit::Root,

@@ -296,3 +296,108 @@ fn callback_names_from_outside_map_onto_the_type() {
         }
     );
 }
+
+/// Adds a header to every request, so the test can see the middleware ran.
+struct Tag;
+
+#[async_trait(?Send)]
+impl arachne::middleware::downloader::DownloaderMiddleware for Tag {
+    async fn process_request(
+        &self,
+        request: &mut Request,
+    ) -> Result<arachne::middleware::downloader::RequestFlow, arachne::error::DownloadError> {
+        request.headers.insert(
+            arachne::http::HeaderName::from_static("x-tag"),
+            arachne::http::HeaderValue::from_static("tagged"),
+        );
+        Ok(arachne::middleware::downloader::RequestFlow::Continue)
+    }
+}
+
+/// Fetches one more page inline from its callback (Scrapy's `engine.download`).
+struct Inline {
+    start: String,
+    extra: String,
+    crawler: std::sync::OnceLock<CrawlerHandle>,
+    waited: Arc<Mutex<Option<(std::time::Duration, String)>>>,
+}
+
+#[async_trait(?Send)]
+impl Spider for Inline {
+    type Callback = DefaultCallback;
+
+    fn name(&self) -> &str {
+        "inline"
+    }
+
+    fn start_urls(&self) -> Vec<String> {
+        vec![self.start.clone()]
+    }
+
+    async fn opened(&self, crawler: &CrawlerHandle) {
+        let _ = self.crawler.set(crawler.clone());
+    }
+
+    async fn parse(&self, response: &Response) -> CallbackResult {
+        let Some(crawler) = self.crawler.get() else {
+            return Err(SpiderError::msg("opened() did not run"));
+        };
+        let started = std::time::Instant::now();
+        let extra = crawler
+            .engine()
+            .download(Request::get(&self.extra)?)
+            .await?;
+        let title = extra.css("title::text")?.get().unwrap_or_default();
+        *self.waited.lock().unwrap() = Some((started.elapsed(), title.clone()));
+        Ok(Output::new().with_item(json!({
+            "page": response.css("title::text")?.get(),
+            "inline": title,
+        })))
+    }
+}
+
+/// Acceptance 6: an inline `download().await` goes through a user downloader
+/// middleware and waits for the slot's delay like any request of that slot.
+#[actix::test]
+async fn inline_download_goes_through_middlewares_and_the_slot() {
+    let _serial = serial();
+    let server = FixtureServer::start(Site::html_pages([
+        ("/", "<title>first</title>"),
+        ("/extra", "<title>extra</title>"),
+    ]));
+    let waited = Arc::new(Mutex::new(None));
+    let spider = Inline {
+        start: server.url("/"),
+        extra: server.url("/extra"),
+        crawler: std::sync::OnceLock::new(),
+        waited: waited.clone(),
+    };
+    let settings = quiet()
+        .with("DOWNLOAD_DELAY", 0.4)
+        .with("RANDOMIZE_DOWNLOAD_DELAY", false)
+        .with("DOWNLOADER_MIDDLEWARES", json!({ "Tag": 500 }));
+    let stats = Crawler::new(spider, settings)
+        .downloader_middleware("Tag", |_| Ok(Some(Box::new(Tag))))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(stats["finish_reason"], "finished", "{stats:#?}");
+    assert_eq!(stats["item_scraped_count"], 1, "{stats:#?}");
+    let (elapsed, title) = waited.lock().unwrap().clone().expect("callback ran");
+    assert_eq!(title, "extra");
+    // Same slot as the page just fetched: the inline request waits out the delay.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(350),
+        "inline download took {elapsed:?}, less than DOWNLOAD_DELAY"
+    );
+    let log = server.log();
+    let extra = log
+        .iter()
+        .find(|e| e.path == "/extra")
+        .expect("/extra was fetched");
+    assert_eq!(extra.header("x-tag"), Some("tagged"));
+    assert_eq!(
+        stats["downloader/request_count"], 2,
+        "the inline request is counted like any other: {stats:#?}"
+    );
+}

@@ -85,7 +85,7 @@ impl DownloaderMiddleware for MetaRefreshMiddleware {
         }
         let redirected = redirect_request_using_get(request, url);
         self.policy
-            .redirect(redirected, request, RedirectReason::MetaRefresh)
+            .redirect(redirected, request, &response, RedirectReason::MetaRefresh)
             .map(ResponseFlow::Reschedule)
     }
 }

@@ -89,6 +89,7 @@ pub struct RedirectPolicy {
     max_times: i64,
     priority_adjust: i64,
     stats: StatsHandle,
+    referer: Option<crate::middleware::referer::Policy>,
 }
 
 impl RedirectPolicy {
@@ -99,6 +100,7 @@ impl RedirectPolicy {
             max_times,
             priority_adjust,
             stats: crawler.stats().clone(),
+            referer: crate::middleware::referer::redirect_referer_policy(&crawler.settings)?,
         })
     }
 
@@ -106,10 +108,12 @@ impl RedirectPolicy {
     /// refuses it with `Ignored("max redirections reached")` when the limit is reached.
     pub fn redirect(
         &self,
-        redirected: Request,
+        mut redirected: Request,
         source: &Request,
+        response: &Response,
         reason: RedirectReason,
     ) -> Result<Request, DownloadError> {
+        crate::middleware::referer::set_redirect_referer(self.referer, &mut redirected, response);
         match follow(
             redirected,
             source,
@@ -359,7 +363,12 @@ impl DownloaderMiddleware for RedirectMiddleware {
             build_redirect_request(request, url)
         };
         self.policy
-            .redirect(redirected, request, RedirectReason::Status(status))
+            .redirect(
+                redirected,
+                request,
+                &response,
+                RedirectReason::Status(status),
+            )
             .map(ResponseFlow::Reschedule)
     }
 }

@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::error::ConfigError;
 use crate::extension::CrawlerHandle;
-use crate::http::{HeaderValue, Request, Response};
+use crate::http::{HeaderName, HeaderValue, Request, Response};
 use crate::middleware::spider::SpiderMiddleware;
 use crate::spider::OutputEntry;
 
@@ -170,17 +170,56 @@ impl RefererMiddleware {
     }
 
     fn policy(&self, response: Option<&Response>, request: &Request) -> Policy {
-        if let Some(p) = request
-            .meta_str("referrer_policy")
-            .and_then(Policy::from_name)
-        {
-            return p;
-        }
-        let header = response
-            .and_then(|r| r.headers.get("referrer-policy"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').rev().find_map(Policy::from_name));
-        header.unwrap_or(self.default)
+        choose_policy(self.default, response, request)
+    }
+}
+
+/// Scrapy's `RefererMiddleware.policy`: the request's `referrer_policy` meta, else the
+/// parent response's `Referrer-Policy` header, else `default`.
+fn choose_policy(default: Policy, response: Option<&Response>, request: &Request) -> Policy {
+    if let Some(p) = request
+        .meta_str("referrer_policy")
+        .and_then(Policy::from_name)
+    {
+        return p;
+    }
+    let header = response
+        .and_then(|r| r.headers.get("referrer-policy"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').rev().find_map(Policy::from_name));
+    header.unwrap_or(default)
+}
+
+/// The Referer rule redirects apply (Scrapy 2.14's `handle_referer`): `None` when
+/// `REFERER_ENABLED` is false, so redirected requests carry no `Referer` at all.
+pub fn redirect_referer_policy(
+    settings: &crate::settings::Settings,
+) -> Result<Option<Policy>, ConfigError> {
+    if !settings.get_bool("REFERER_ENABLED")? {
+        return Ok(None);
+    }
+    let name = settings.get_str("REFERRER_POLICY");
+    Policy::from_name(&name)
+        .map(Some)
+        .ok_or_else(|| ConfigError::InvalidValue {
+            key: "REFERRER_POLICY".into(),
+            value: name.clone(),
+            expected: "a referrer policy name (no-referrer, same-origin, ...)",
+        })
+}
+
+/// Scrapy 2.14's `BaseRedirectMiddleware.handle_referer`: the redirected request's
+/// `Referer` is dropped, then set again from the redirecting response (its URL and its
+/// `Referrer-Policy` header) as if the new request had been found on it. A downgrade
+/// to `http:` therefore loses the Referer, and the target sees the URL that
+/// redirected to it, not the page the chain started from.
+pub fn set_redirect_referer(policy: Option<Policy>, redirected: &mut Request, response: &Response) {
+    redirected.headers.remove(awc::http::header::REFERER);
+    redirected.meta.remove(PENDING_REFERER);
+    let Some(default) = policy else { return };
+    let policy = choose_policy(default, Some(response), redirected);
+    if let Some(v) = policy.referrer(&response.url, &redirected.url) {
+        redirected.meta.insert(PENDING_REFERER.into(), v.into());
     }
 }
 
@@ -218,6 +257,49 @@ mod tests {
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    /// Scrapy 2.14: a redirected request's Referer is recomputed from the redirecting
+    /// response (its URL, its Referrer-Policy), or removed when the middleware is off.
+    #[test]
+    fn redirect_referer() {
+        let referer = |r: &Request| r.meta_str(PENDING_REFERER).map(str::to_string);
+        let with_old_referer = |url: &str| {
+            let mut r = Request::get(url).unwrap();
+            r.headers.insert(
+                awc::http::header::REFERER,
+                HeaderValue::from_static("https://start.test/page"),
+            );
+            r
+        };
+        let hop = Response::new(Request::get("https://a.test/old").unwrap(), 302, "".into());
+
+        let mut r = with_old_referer("https://b.test/new");
+        set_redirect_referer(Some(Policy::ScrapyDefault), &mut r, &hop);
+        assert!(!r.headers.contains_key("referer"));
+        assert_eq!(referer(&r).as_deref(), Some("https://a.test/old"));
+
+        // https → http is a downgrade: no Referer at all.
+        let mut r = with_old_referer("http://b.test/new");
+        set_redirect_referer(Some(Policy::ScrapyDefault), &mut r, &hop);
+        assert_eq!(referer(&r), None);
+        assert!(!r.headers.contains_key("referer"));
+
+        // The 3xx response's own Referrer-Policy counts.
+        let mut strict = hop.clone();
+        strict.headers.insert(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("origin"),
+        );
+        let mut r = with_old_referer("https://b.test/new");
+        set_redirect_referer(Some(Policy::ScrapyDefault), &mut r, &strict);
+        assert_eq!(referer(&r).as_deref(), Some("https://a.test/"));
+
+        // REFERER_ENABLED = false: the old Referer does not follow the redirect.
+        let mut r = with_old_referer("https://b.test/new");
+        set_redirect_referer(None, &mut r, &hop);
+        assert_eq!(referer(&r), None);
+        assert!(!r.headers.contains_key("referer"));
     }
 
     /// Each policy gives what the W3C table says.
