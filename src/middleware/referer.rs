@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::error::ConfigError;
 use crate::extension::CrawlerHandle;
-use crate::http::{HeaderName, HeaderValue, Request, Response};
+use crate::http::{HeaderValue, Request, Response};
 use crate::middleware::spider::SpiderMiddleware;
 use crate::spider::OutputEntry;
 
@@ -254,6 +254,7 @@ impl SpiderMiddleware for RefererMiddleware {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HeaderName;
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()
