@@ -490,10 +490,21 @@ impl Engine {
                     };
                     act.run_errback(errback, failure, Some(response), bytes, ctx);
                 }
+                // No errback: the refusal goes down the spider middlewares'
+                // exception chain, as Scrapy's does — HttpErrorMiddleware counts and
+                // ignores its own HttpError there, so a response an errback handled
+                // is not counted as ignored.
                 None => {
-                    act.parsing -= 1;
-                    act.active_bytes -= bytes;
-                    act.pump(ctx);
+                    let error = match kind {
+                        FailureKind::HttpError(_) => SpiderError::new(
+                            "HttpError",
+                            format!("Ignoring non-2xx response ({})", response.status),
+                        ),
+                        FailureKind::Refused(e) => e,
+                        FailureKind::Download(e) => SpiderError::new(e.kind(), e.to_string()),
+                    };
+                    let parent = response.request.clone();
+                    act.on_output(parent, Some(response), bytes, Err(error), ctx);
                 }
             },
         }));

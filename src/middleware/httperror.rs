@@ -18,7 +18,7 @@ use crate::error::ConfigError;
 use crate::extension::CrawlerHandle;
 use crate::http::Response;
 use crate::middleware::spider::SpiderMiddleware;
-use crate::spider::FailureKind;
+use crate::spider::{FailureKind, Output, SpiderError};
 
 /// The middleware.
 #[derive(Debug)]
@@ -88,6 +88,21 @@ impl SpiderMiddleware for HttpErrorMiddleware {
         if self.allowed(response) {
             return Ok(());
         }
+        Err(FailureKind::HttpError(response.clone()))
+    }
+
+    /// Scrapy's `HttpErrorMiddleware.process_spider_exception`: an HttpError nobody's
+    /// errback handled is logged, counted and ignored here — not when it is raised,
+    /// so `httperror/*` counts only responses that really went unhandled.
+    async fn process_spider_exception(
+        &self,
+        response: Option<&Response>,
+        error: &SpiderError,
+    ) -> Option<Output> {
+        let response = response?;
+        if error.kind != "HttpError" {
+            return None;
+        }
         log::info!(
             "Ignoring response <{} {}>: HTTP status code is not handled or not allowed",
             response.status,
@@ -98,6 +113,6 @@ impl SpiderMiddleware for HttpErrorMiddleware {
             "httperror/response_ignored_status_count/{}",
             response.status
         ));
-        Err(FailureKind::HttpError(response.clone()))
+        Some(Output::new())
     }
 }
