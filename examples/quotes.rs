@@ -13,7 +13,7 @@ mod quotes_site;
 
 use std::process::ExitCode;
 
-use arachne::cli::{run_from, SpiderRegistry};
+use arachne::cli::run_from;
 use arachne::prelude::*;
 /// The spider's callbacks: the compiler checks every `match` on them, and a request
 /// carrying one still serializes (`"parse"`, `{"author":{"listed_on":"/page/2/"}}`).
@@ -103,12 +103,6 @@ fn main() -> ExitCode {
         }
     };
     let start_url = site.url("/");
-    let mut spiders = SpiderRegistry::new();
-    spiders.add("quotes", move |_args| {
-        Ok(QuotesSpider {
-            start_url: start_url.clone(),
-        })
-    });
 
     // `crawl quotes` followed by whatever the user passed (`-o`, `-s`, ...).
     let mut argv: Vec<String> = vec!["quotes".into(), "crawl".into(), "quotes".into()];
@@ -119,8 +113,15 @@ fn main() -> ExitCode {
     {
         argv.extend(["-s".into(), "LOG_LEVEL=INFO".into()]);
     }
-    let settings = Settings::new().with("CONCURRENT_REQUESTS", 8);
-    let code = run_from(argv, spiders, settings);
+    let project = Project::new(Settings::new().with("CONCURRENT_REQUESTS", 8)).spider(
+        "quotes",
+        move |_args| {
+            Ok(QuotesSpider {
+                start_url: start_url.clone(),
+            })
+        },
+    );
+    let code = run_from(argv, project);
     println!(
         "the demo site has {} quotes by {} authors",
         quotes_site::QuotesSite::expected_quotes(),

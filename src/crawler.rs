@@ -344,7 +344,13 @@ impl CrawlerProcess {
 
     component_builders!();
 
-    /// Whether SIGINT/SIGTERM are handled (default true).
+    /// Replaces every component registry (a [`Project`](crate::project::Project)'s).
+    pub fn with_components(mut self, components: Components) -> Self {
+        self.components = components;
+        self
+    }
+
+    /// Whether SIGINT/SIGTERM close the crawls gracefully (the default).
     pub fn handle_signals(mut self, yes: bool) -> Self {
         self.handle_signals = yes;
         self

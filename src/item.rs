@@ -27,6 +27,19 @@ pub struct Item {
 }
 
 impl Item {
+    /// The item as the user's own type (fields the type does not declare are
+    /// ignored, unless it says `#[serde(deny_unknown_fields)]`).
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Quote { text: String }
+    /// let item = arachne::item::Item::from(serde_json::json!({"text": "Hi", "n": 1}));
+    /// assert_eq!(item.to::<Quote>().unwrap().text, "Hi");
+    /// ```
+    pub fn to<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(serde_json::Value::Object(self.fields.clone()))
+    }
+
     /// An empty item.
     pub fn new() -> Item {
         Item::default()

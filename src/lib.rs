@@ -64,6 +64,7 @@ pub mod http;
 pub mod item;
 pub mod middleware;
 pub mod pipeline;
+pub mod project;
 pub mod queue;
 pub mod selector;
 pub mod settings;
@@ -86,7 +87,8 @@ pub mod prelude {
     pub use crate::handle::{DownloaderHandle, EngineHandle, SignalsHandle, StatsHandle};
     pub use crate::http::{Request, Response};
     pub use crate::item::Item;
-    pub use crate::pipeline::{DropItem, ItemPipeline, PipelineError};
+    pub use crate::pipeline::{DropItem, ItemPipeline, PipelineError, Typed, TypedPipeline};
+    pub use crate::project::Project;
     pub use crate::selector::Html;
     pub use crate::selector::{Selector, SelectorList};
     pub use crate::settings::{Priority, Settings};

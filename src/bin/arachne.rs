@@ -3,8 +3,5 @@
 //! its own `main` with its spiders to get the same command.
 
 fn main() -> std::process::ExitCode {
-    arachne::cli::run(
-        arachne::cli::SpiderRegistry::new(),
-        arachne::settings::Settings::new(),
-    )
+    arachne::cli::run(arachne::project::Project::default())
 }

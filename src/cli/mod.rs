@@ -1,17 +1,15 @@
 //! The `arachne` command line — `crawl`, `list` — as a library function, so a user
-//! project gets the same CLI by calling [`run`] from its own `main` with its spiders:
+//! project gets the same CLI by calling [`run`] from its own `main` with its
+//! [`Project`] (spiders, pipeline stages, extensions, middlewares, settings):
 //!
 //! ```no_run
-//! use arachne::cli::{run, SpiderRegistry};
-//! # use arachne::prelude::*;
+//! use arachne::prelude::*;
 //! # struct MySpider;
 //! # #[async_trait(?Send)] impl Spider for MySpider { type Callback = DefaultCallback; fn name(&self) -> &str { "mine" }
 //! #   async fn parse(&self, _: &Response) -> CallbackResult { Ok(Output::new()) } }
 //!
 //! fn main() -> std::process::ExitCode {
-//!     let mut spiders = SpiderRegistry::new();
-//!     spiders.add("mine", |_args| Ok(MySpider));
-//!     run(spiders, Settings::new())
+//!     arachne::cli::run(Project::new(Settings::new()).spider("mine", |_args| Ok(MySpider)))
 //! }
 //! ```
 
@@ -26,7 +24,8 @@ use clap::{Parser, Subcommand};
 pub use follow::FollowSpider;
 
 use crate::crawler::CrawlerProcess;
-use crate::settings::{Priority, Settings};
+use crate::project::Project;
+use crate::settings::Priority;
 use crate::spider::{DynSpider, Spider, SpiderArgs};
 
 type SpiderFactory = Box<dyn Fn(&SpiderArgs) -> Result<Arc<dyn DynSpider>, String>>;
@@ -76,7 +75,7 @@ impl SpiderRegistry {
         self.factories.keys().map(String::as_str).collect()
     }
 
-    fn build(&self, name: &str, args: &SpiderArgs) -> Result<Arc<dyn DynSpider>, String> {
+    pub(crate) fn build(&self, name: &str, args: &SpiderArgs) -> Result<Arc<dyn DynSpider>, String> {
         match self.factories.get(name) {
             Some(f) => f(args),
             None => Err(format!(
@@ -128,12 +127,12 @@ enum Command {
 }
 
 /// Runs the CLI with these spiders and project settings; returns the exit code.
-pub fn run(spiders: SpiderRegistry, project: Settings) -> ExitCode {
-    run_from(std::env::args_os(), spiders, project)
+pub fn run(project: Project) -> ExitCode {
+    run_from(std::env::args_os(), project)
 }
 
 /// [`run`] with explicit arguments (the first is the program name).
-pub fn run_from<I, T>(argv: I, spiders: SpiderRegistry, project: Settings) -> ExitCode
+pub fn run_from<I, T>(argv: I, project: Project) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -151,7 +150,7 @@ where
     };
     match cli.command {
         Command::List => {
-            for n in spiders.names() {
+            for n in project.spiders().names() {
                 println!("{n}");
             }
             ExitCode::SUCCESS
@@ -165,7 +164,7 @@ where
             stats_json,
             loglevel,
         } => {
-            let mut s = project;
+            let mut s = project.settings().clone();
             for (files, overwrite) in [(&output, false), (&overwrite_output, true)] {
                 for f in files {
                     let mut feeds = s.get_dict("FEEDS").unwrap_or_default();
@@ -205,14 +204,17 @@ where
                     }
                 }
             }
-            let spider = match spiders.build(&spider, &spider_args) {
+            let spider = match project.build_spider(&spider, &spider_args) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
-            let results = CrawlerProcess::new(s).crawl_arc(spider).start();
+            let results = CrawlerProcess::new(s)
+                .with_components(project.components().clone())
+                .crawl_arc(spider)
+                .start();
             let mut code = ExitCode::SUCCESS;
             for r in results {
                 match r {
