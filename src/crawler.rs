@@ -248,6 +248,13 @@ impl Crawler {
             }
         }
         let ext_handles = start_extensions(&c.extensions, &handle)?;
+        log_startup(
+            &settings,
+            &ext_handles,
+            &downloader_mws,
+            &spider_mws,
+            &stages,
+        );
         // Scrapy's `from_crawler`: the spider sees the assembled crawl (and may
         // subscribe to signals) before it opens.
         if let Err(p) = crate::error::catch_panic(self.spider.opened(&handle)).await {
@@ -286,6 +293,42 @@ impl Crawler {
         drop(ext_handles);
         result
     }
+}
+
+/// Scrapy's start-up block: which settings differ from the defaults and which
+/// components are on, in order — what a user checks first when a crawl misbehaves.
+fn log_startup(
+    settings: &Settings,
+    extensions: &[(String, ComponentHandle)],
+    downloader_mws: &DownloaderMiddlewares,
+    spider_mws: &SpiderMiddlewares,
+    stages: &[(String, Box<dyn Stage>)],
+) {
+    if !log::log_enabled!(log::Level::Info) {
+        return;
+    }
+    let overridden: serde_json::Map<String, serde_json::Value> = settings
+        .overridden()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    log::info!(
+        "Overridden settings:\n{}",
+        serde_json::to_string_pretty(&overridden).unwrap_or_default()
+    );
+    let list = |names: Vec<&str>| format!("{names:#?}");
+    log::info!(
+        "Enabled extensions:\n{}",
+        list(extensions.iter().map(|(n, _)| n.as_str()).collect())
+    );
+    log::info!(
+        "Enabled downloader middlewares:\n{}",
+        list(downloader_mws.names())
+    );
+    log::info!("Enabled spider middlewares:\n{}", list(spider_mws.names()));
+    log::info!(
+        "Enabled item pipelines:\n{}",
+        list(stages.iter().map(|(n, _)| n.as_str()).collect())
+    );
 }
 
 /// Runs crawls in one process (Scrapy's `CrawlerProcess`).
@@ -368,11 +411,19 @@ impl CrawlerProcess {
 
     fn run(self, sequential: bool) -> Vec<Result<StatsMap, CrawlError>> {
         let CrawlerProcess {
+            settings,
             crawlers,
             components,
             handle_signals,
-            ..
         } = self;
+        // A script prints what a crawl does without setting up a logger itself; one the
+        // program installed first wins (`try_init` leaves it alone).
+        crate::cli::init_logging(&settings.get_str("LOG_LEVEL"));
+        log::info!(
+            "Arachne {} started (bot: {})",
+            env!("CARGO_PKG_VERSION"),
+            settings.get_str("BOT_NAME")
+        );
         let system = System::new();
         system.block_on(async move {
             let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel::<Recipient<CloseSpider>>();

@@ -249,7 +249,7 @@ pub type ExtensionRegistry = Registry<ExtFn>;
 pub fn start_extensions(
     registry: &ExtensionRegistry,
     crawler: &CrawlerHandle,
-) -> Result<Vec<ComponentHandle>, ConfigError> {
+) -> Result<Vec<(String, ComponentHandle)>, ConfigError> {
     let mut started = Vec::new();
     for (name, _order) in crawler.settings.get_component_orders("EXTENSIONS")? {
         let factory = registry.get(&name).ok_or_else(|| {
@@ -257,8 +257,7 @@ pub fn start_extensions(
         })?;
         match factory(crawler)? {
             Some(h) => {
-                log::debug!("Enabled extension {name}");
-                started.push(h);
+                started.push((name, h));
             }
             None => log::debug!("Extension {name} not configured, skipped"),
         }

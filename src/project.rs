@@ -150,7 +150,11 @@ impl Project {
 
     /// Builds the spider registered as `name` from its arguments; an unknown name is
     /// an error listing the known ones.
-    pub fn build_spider(&self, name: &str, args: &SpiderArgs) -> Result<Arc<dyn DynSpider>, String> {
+    pub fn build_spider(
+        &self,
+        name: &str,
+        args: &SpiderArgs,
+    ) -> Result<Arc<dyn DynSpider>, String> {
         self.spiders.build(name, args)
     }
 }

@@ -134,6 +134,24 @@ impl Settings {
         self.values.get(key).map(|e| &e.value)
     }
 
+    /// Scrapy's `get_overridden_settings`: every setting with a default whose value
+    /// differs from it, sorted by key; dictionaries (component orders, `FEEDS`) are
+    /// left out, as Scrapy leaves them out of its start-up line.
+    ///
+    /// ```
+    /// use arachne::settings::Settings;
+    /// let s = Settings::new().with("DOWNLOAD_DELAY", 0.5).with("BOT_NAME", "arachne");
+    /// let over: Vec<_> = s.overridden().map(|(k, _)| k).collect();
+    /// assert_eq!(over, ["DOWNLOAD_DELAY"]);
+    /// ```
+    pub fn overridden(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let defaults: BTreeMap<&'static str, Value> = defaults().into_iter().collect();
+        self.values.iter().filter_map(move |(k, e)| {
+            let default = defaults.get(k.as_str())?;
+            (!default.is_object() && *default != e.value).then_some((k.as_str(), &e.value))
+        })
+    }
+
     /// Every key and value, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.values.iter().map(|(k, e)| (k.as_str(), &e.value))

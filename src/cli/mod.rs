@@ -75,7 +75,11 @@ impl SpiderRegistry {
         self.factories.keys().map(String::as_str).collect()
     }
 
-    pub(crate) fn build(&self, name: &str, args: &SpiderArgs) -> Result<Arc<dyn DynSpider>, String> {
+    pub(crate) fn build(
+        &self,
+        name: &str,
+        args: &SpiderArgs,
+    ) -> Result<Arc<dyn DynSpider>, String> {
         match self.factories.get(name) {
             Some(f) => f(args),
             None => Err(format!(

@@ -144,6 +144,13 @@ pub struct DownloaderMiddlewares {
     chain: Vec<(String, Box<dyn DownloaderMiddleware>)>,
 }
 
+impl DownloaderMiddlewares {
+    /// The enabled middlewares' names, in chain order (what the start-up log lists).
+    pub fn names(&self) -> Vec<&str> {
+        self.chain.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
 impl std::fmt::Debug for DownloaderMiddlewares {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()

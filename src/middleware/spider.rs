@@ -106,6 +106,13 @@ pub struct SpiderMiddlewares {
     chain: Vec<(String, Box<dyn SpiderMiddleware>)>,
 }
 
+impl SpiderMiddlewares {
+    /// The enabled middlewares' names, in chain order (what the start-up log lists).
+    pub fn names(&self) -> Vec<&str> {
+        self.chain.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
 impl std::fmt::Debug for SpiderMiddlewares {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
