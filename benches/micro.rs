@@ -10,7 +10,7 @@ use std::hint::black_box;
 use arachne::dupefilter::MemoryDupeFilter;
 use arachne::http::Request;
 use arachne::queue::{MemoryQueue, QueueOrder};
-use arachne::selector::{sample_page, Html, Selector};
+use arachne::selector::{sample_page, Css, Html};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn fingerprints(c: &mut Criterion) {
@@ -60,23 +60,21 @@ fn scheduler(c: &mut Criterion) {
 fn css(c: &mut Criterion) {
     let page = sample_page(100);
     let html = Html::parse(&page);
-    let links = Selector::parse("a::attr(href)").unwrap();
-    let items = Selector::parse("div.item span.name::text").unwrap();
+    let links = Css::parse("a::attr(href)").unwrap();
+    let items = Css::parse("div.item span.name::text").unwrap();
     let mut g = c.benchmark_group("css_100kb");
     g.throughput(Throughput::Bytes(page.len() as u64));
     g.bench_function("parse_document", |b| {
         b.iter(|| Html::parse(black_box(&page)))
     });
-    g.bench_function("a_attr_href", |b| {
-        b.iter(|| links.select(html.document()).getall())
-    });
+    g.bench_function("a_attr_href", |b| b.iter(|| links.select(&html).getall()));
     g.bench_function("div_item_span_text", |b| {
-        b.iter(|| items.select(html.document()).getall())
+        b.iter(|| items.select(&html).getall())
     });
     g.bench_function("parse_and_links", |b| {
         b.iter(|| {
             let h = Html::parse(black_box(&page));
-            links.select(h.document()).getall().len()
+            links.select(&h).getall().len()
         })
     });
     g.finish();

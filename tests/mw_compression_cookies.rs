@@ -282,7 +282,7 @@ impl Spider for Probe {
             .iter()
             .map(|r| Ok::<_, SpiderError>(r.clone().errback(Cb::Failed).dont_filter(true)))
             .collect();
-        start_from_iter(reqs.into_iter())
+        start_from_iter(reqs)
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {

@@ -71,7 +71,7 @@ impl Spider for CacheSpider {
             .cloned()
             .map(Ok::<_, SpiderError>)
             .collect();
-        start_from_iter(requests.into_iter())
+        start_from_iter(requests)
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {

@@ -57,7 +57,7 @@ impl Spider for ListSpider {
             .iter()
             .map(|u| Ok::<_, SpiderError>(Request::get(u).unwrap().errback(Cb::Record)))
             .collect();
-        start_from_iter(requests.into_iter())
+        start_from_iter(requests)
     }
 
     async fn parse(&self, response: &Response) -> CallbackResult {

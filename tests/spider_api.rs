@@ -18,11 +18,7 @@ use arachne::signals::CloseReason;
 use support::server::FixtureServer;
 use support::site::Site;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn quiet() -> Settings {
     Settings::new()
@@ -176,7 +172,7 @@ impl Spider for Quotes {
 /// Acceptance 1, 2, 5 (field order), 6 (`closed`), and the smaller API points.
 #[actix::test]
 async fn typed_callbacks_parse_once_ordered_items_and_hooks() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let server = FixtureServer::start(site());
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("items.jsonl");
@@ -242,7 +238,7 @@ async fn typed_callbacks_parse_once_ordered_items_and_hooks() {
 /// `closed` hears the reason a crawl was closed for, not only `finished`.
 #[actix::test]
 async fn closed_hook_gets_the_close_reason() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let server = FixtureServer::start(site());
     let record = Arc::new(Mutex::new(Record::default()));
     let spider = Quotes {
@@ -360,7 +356,7 @@ impl Spider for Inline {
 /// middleware and waits for the slot's delay like any request of that slot.
 #[actix::test]
 async fn inline_download_goes_through_middlewares_and_the_slot() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let server = FixtureServer::start(Site::html_pages([
         ("/", "<title>first</title>"),
         ("/extra", "<title>extra</title>"),
