@@ -411,6 +411,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
         (
             "DOWNLOADER_MIDDLEWARES_BASE",
             json!({
+                "OffsiteMiddleware": 50,
                 "RobotsTxtMiddleware": 100,
                 "HttpAuthMiddleware": 300,
                 "DownloadTimeoutMiddleware": 350,

@@ -86,6 +86,45 @@ async fn offsite_filtered_and_counted() {
     assert_eq!(stats["offsite/domains"], 1);
 }
 
+/// A redirect from an allowed page to another host (a start request, and a link found
+/// on a page) is refused in the downloader: never requested, counted as offsite.
+#[actix::test]
+async fn redirect_offsite_is_never_requested() {
+    let server = FixtureServer::start_on(&["127.0.0.1", "127.0.0.2"], Site::random(10, 2, 5));
+    let target = server.url_on("127.0.0.2", "/p/1");
+    let escape = server.url_on("127.0.0.1", &format!("/redirect?to={target}"));
+    let mut pages = std::collections::HashMap::new();
+    let body = format!("<a href=\"{escape}&via=link\">moved</a>");
+    pages.insert(
+        "/entry".to_string(),
+        (200, "text/html".to_string(), body.into_bytes()),
+    );
+    let entry_server = FixtureServer::start(Site::Static(pages));
+    let stats = Crawler::new(
+        Walk {
+            start: entry_server.url("/entry"),
+            domains: vec!["127.0.0.1".into()],
+        },
+        quiet(),
+    )
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(stats["finish_reason"], "finished");
+    let log = server.log();
+    assert!(
+        log.iter().any(|e| e.path.starts_with("/redirect")),
+        "the redirecting page was fetched: {log:#?}"
+    );
+    assert!(
+        log.iter().all(|e| e.host != "127.0.0.2"),
+        "a redirect steered the crawl to another host: {log:#?}"
+    );
+    assert_eq!(stats["offsite/filtered"], 1, "{stats:#?}");
+    assert_eq!(stats["offsite/domains"], 1, "{stats:#?}");
+    assert_eq!(stats["item_scraped_count"], 1, "only /entry: {stats:#?}");
+}
+
 /// `DEPTH_LIMIT` = 2: nothing deeper than 2 is requested; everything within is.
 #[actix::test]
 async fn depth_limit_cuts_the_crawl() {

@@ -75,6 +75,10 @@ pub fn builtin_downloader() -> DownloaderMiddlewareRegistry {
     );
     r.register("RetryMiddleware", retry::RetryMiddleware::from_crawler);
     r.register(
+        "OffsiteMiddleware",
+        offsite::OffsiteDownloaderMiddleware::from_crawler,
+    );
+    r.register(
         "RobotsTxtMiddleware",
         robotstxt::RobotsTxtMiddleware::from_crawler,
     );

@@ -1,6 +1,14 @@
-//! OffsiteMiddleware (order 500): drops requests for hosts outside the spider's
+//! OffsiteMiddleware, in both chains: drops requests for hosts outside the spider's
 //! `allowed_domains` (subdomains included), unless the request has `dont_filter` or
 //! meta `allow_offsite`. An empty list allows every host.
+//!
+//! The spider middleware (order 500) drops offsite requests a callback yields before
+//! they are scheduled; the downloader middleware (order 50, Scrapy's
+//! `scrapy.downloadermiddlewares.offsite.OffsiteMiddleware` since 2.11.2) refuses every
+//! request that reaches the downloader — redirects, meta refreshes, retries, start
+//! requests, inline downloads — so a crawler told to stay on some domains is never
+//! steered to another host. A refused request fails with `IgnoreRequest` (its errback
+//! is called).
 //!
 //! Stats: `offsite/domains` (distinct hosts filtered), `offsite/filtered` (requests).
 //! Logs each new filtered host once: "Filtered offsite request to 'host': <GET url>".
@@ -8,26 +16,25 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, DownloadError};
 use crate::extension::CrawlerHandle;
 use crate::http::{Request, Response};
+use crate::middleware::downloader::{DownloaderMiddleware, RequestFlow};
 use crate::middleware::spider::SpiderMiddleware;
 use crate::spider::OutputEntry;
 
-/// The middleware.
+/// The allowed domains and what was filtered so far; shared logic of both middlewares.
 #[derive(Debug)]
-pub struct OffsiteMiddleware {
+struct Policy {
     crawler: CrawlerHandle,
     domains: Vec<String>,
     seen: RefCell<HashSet<String>>,
 }
 
-impl OffsiteMiddleware {
+impl Policy {
     /// Reads the spider's `allowed_domains`. An entry that is a URL or has a port is
     /// reduced to its host, with a warning (Scrapy warns and ignores it).
-    pub fn from_crawler(
-        crawler: &CrawlerHandle,
-    ) -> Result<Option<Box<dyn SpiderMiddleware>>, ConfigError> {
+    fn from_crawler(crawler: &CrawlerHandle) -> Policy {
         let mut domains = Vec::new();
         for d in crawler.spider.allowed_domains() {
             let raw = d.trim().to_ascii_lowercase();
@@ -48,11 +55,11 @@ impl OffsiteMiddleware {
                 _ => log::warn!("ignoring invalid allowed_domains entry {d:?}"),
             }
         }
-        Ok(Some(Box::new(OffsiteMiddleware {
+        Policy {
             crawler: crawler.clone(),
             domains,
             seen: RefCell::new(HashSet::new()),
-        })))
+        }
     }
 
     fn should_follow(&self, request: &Request) -> bool {
@@ -61,6 +68,71 @@ impl OffsiteMiddleware {
         }
         let host = request.url.host_str().unwrap_or("").to_ascii_lowercase();
         url_is_from_any_domain(&host, &self.domains)
+    }
+
+    /// `Some(host)` when `request` must be filtered (logged and counted here).
+    fn filter(&self, request: &Request) -> Option<String> {
+        if self.should_follow(request) {
+            return None;
+        }
+        let host = request.url.host_str().unwrap_or("").to_ascii_lowercase();
+        if self.seen.borrow_mut().insert(host.clone()) {
+            log::debug!(
+                "Filtered offsite request to '{host}': <{} {}>",
+                request.method,
+                request.url
+            );
+            self.crawler.stats().inc("offsite/domains");
+        }
+        self.crawler.stats().inc("offsite/filtered");
+        Some(host)
+    }
+}
+
+/// The spider middleware: offsite requests a callback yields are dropped.
+#[derive(Debug)]
+pub struct OffsiteMiddleware {
+    policy: Policy,
+}
+
+impl OffsiteMiddleware {
+    /// Always configured (an empty `allowed_domains` allows everything).
+    pub fn from_crawler(
+        crawler: &CrawlerHandle,
+    ) -> Result<Option<Box<dyn SpiderMiddleware>>, ConfigError> {
+        Ok(Some(Box::new(OffsiteMiddleware {
+            policy: Policy::from_crawler(crawler),
+        })))
+    }
+}
+
+/// The downloader middleware: an offsite request that reaches the downloader by any
+/// path fails with `IgnoreRequest` and is never sent.
+#[derive(Debug)]
+pub struct OffsiteDownloaderMiddleware {
+    policy: Policy,
+}
+
+impl OffsiteDownloaderMiddleware {
+    /// Always configured (an empty `allowed_domains` allows everything).
+    pub fn from_crawler(
+        crawler: &CrawlerHandle,
+    ) -> Result<Option<Box<dyn DownloaderMiddleware>>, ConfigError> {
+        Ok(Some(Box::new(OffsiteDownloaderMiddleware {
+            policy: Policy::from_crawler(crawler),
+        })))
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl DownloaderMiddleware for OffsiteDownloaderMiddleware {
+    async fn process_request(&self, request: &mut Request) -> Result<RequestFlow, DownloadError> {
+        match self.policy.filter(request) {
+            None => Ok(RequestFlow::Continue),
+            Some(host) => Err(DownloadError::Ignored(format!(
+                "Filtered offsite request to '{host}'"
+            ))),
+        }
     }
 }
 
@@ -86,24 +158,9 @@ impl SpiderMiddleware for OffsiteMiddleware {
     ) -> Vec<OutputEntry> {
         output
             .into_iter()
-            .filter(|entry| {
-                let OutputEntry::Request(r) = entry else {
-                    return true;
-                };
-                if self.should_follow(r) {
-                    return true;
-                }
-                let host = r.url.host_str().unwrap_or("").to_ascii_lowercase();
-                if self.seen.borrow_mut().insert(host.clone()) {
-                    log::debug!(
-                        "Filtered offsite request to '{host}': <{} {}>",
-                        r.method,
-                        r.url
-                    );
-                    self.crawler.stats().inc("offsite/domains");
-                }
-                self.crawler.stats().inc("offsite/filtered");
-                false
+            .filter(|entry| match entry {
+                OutputEntry::Request(r) => self.policy.filter(r).is_none(),
+                OutputEntry::Item(_) => true,
             })
             .collect()
     }
