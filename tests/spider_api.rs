@@ -397,3 +397,87 @@ async fn inline_download_goes_through_middlewares_and_the_slot() {
         "the inline request is counted like any other: {stats:#?}"
     );
 }
+
+/// Pauses the engine from its first callback, checks the status, reads and changes
+/// its slot's delay through the downloader handle, then resumes.
+struct Pausing {
+    start: String,
+    crawler: std::sync::OnceLock<CrawlerHandle>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait(?Send)]
+impl Spider for Pausing {
+    type Callback = DefaultCallback;
+
+    fn name(&self) -> &str {
+        "pausing"
+    }
+
+    fn start_urls(&self) -> Vec<String> {
+        vec![self.start.clone()]
+    }
+
+    async fn opened(&self, crawler: &CrawlerHandle) {
+        let _ = self.crawler.set(crawler.clone());
+    }
+
+    async fn parse(&self, response: &Response) -> CallbackResult {
+        let Some(crawler) = self.crawler.get() else {
+            return Err(SpiderError::msg("opened() did not run"));
+        };
+        let mut seen = vec![response.url.path().to_string()];
+        if response.url.path() == "/" {
+            let engine = crawler.engine();
+            engine.pause();
+            let status = engine.status().await;
+            seen.push(format!("paused={}", status.paused));
+            let downloader = crawler.downloader();
+            let delay = downloader.slot_delay("127.0.0.1").await;
+            seen.push(format!("delay={delay:?}"));
+            downloader.set_slot_delay("127.0.0.1", std::time::Duration::from_millis(5));
+            let delay = downloader.slot_delay("127.0.0.1").await;
+            seen.push(format!("delay={delay:?}"));
+            engine.unpause();
+            seen.push(format!("paused={}", engine.status().await.paused));
+        }
+        self.seen.lock().unwrap().extend(seen);
+        let mut out = Output::new();
+        for r in response.follow_all_css("a::attr(href)")? {
+            out.request(r);
+        }
+        Ok(out)
+    }
+}
+
+/// The engine and downloader handles: pause / status / unpause and a slot's delay.
+#[actix::test]
+async fn engine_and_downloader_handles() {
+    let _serial = SERIAL.lock().await;
+    let server = FixtureServer::start(Site::html_pages([
+        ("/", r#"<a href="/next">next</a>"#),
+        ("/next", "<title>next</title>"),
+    ]));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let spider = Pausing {
+        start: server.url("/"),
+        crawler: std::sync::OnceLock::new(),
+        seen: seen.clone(),
+    };
+    let settings = quiet()
+        .with("DOWNLOAD_DELAY", 0.05)
+        .with("RANDOMIZE_DOWNLOAD_DELAY", false);
+    let stats = Crawler::new(spider, settings).run().await.unwrap();
+    assert_eq!(stats["finish_reason"], "finished", "{stats:#?}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "/",
+            "paused=true",
+            "delay=Some(50ms)",
+            "delay=Some(5ms)",
+            "paused=false",
+            "/next"
+        ]
+    );
+}
