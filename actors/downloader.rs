@@ -67,6 +67,8 @@ pub struct DownloaderConfig {
     pub maxsize: u64,
     /// `DOWNLOAD_WARNSIZE` (0: no warning).
     pub warnsize: u64,
+    /// `DOWNLOAD_FAIL_ON_DATALOSS`.
+    pub fail_on_dataloss: bool,
     /// `DOWNLOAD_SLOTS`.
     pub slots: HashMap<String, SlotOverride>,
     /// `CONCURRENT_REQUESTS`: the total the HTTP client's pool must allow.
@@ -100,6 +102,7 @@ impl DownloaderConfig {
             timeout: s.get_duration("DOWNLOAD_TIMEOUT")?,
             maxsize: s.get_usize("DOWNLOAD_MAXSIZE")? as u64,
             warnsize: s.get_usize("DOWNLOAD_WARNSIZE")? as u64,
+            fail_on_dataloss: s.get_bool("DOWNLOAD_FAIL_ON_DATALOSS")?,
             slots,
             total: s.get_usize("CONCURRENT_REQUESTS")?,
         })

@@ -327,6 +327,9 @@ impl Handler<GetSlotStats> for Slot {
     }
 }
 
+/// Scrapy logs the data-loss hint once per process.
+static DATALOSS_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// One HTTP transfer: send, read headers, stream the body within `DOWNLOAD_MAXSIZE`.
 /// `request_arc` is the shared copy of `request` the signals carry.
 ///
@@ -484,9 +487,20 @@ async fn transfer(
     let mut body = BytesMut::with_capacity(expected.unwrap_or(0).min(1 << 20) as usize);
     let mut warned = expected.is_some_and(|len| warnsize > 0 && len > warnsize);
     let per_chunk = bus.has_subscribers::<BytesReceived>();
+    let mut truncated = false;
     if flags.is_empty() {
         while let Some(chunk) = resp.next().await {
-            let chunk = chunk.map_err(|e| DownloadError::ConnectionLost(e.to_string()))?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                // The connection closed inside the body (a chunked body without its
+                // last chunk, or a length the decoder was still waiting for): data loss,
+                // as Scrapy classes it, not a connection failure.
+                Err(awc::error::PayloadError::Incomplete(_)) => {
+                    truncated = true;
+                    break;
+                }
+                Err(e) => return Err(DownloadError::ConnectionLost(e.to_string())),
+            };
             let size = (body.len() + chunk.len()) as u64;
             if maxsize > 0 && size > maxsize {
                 log::warn!(
@@ -515,6 +529,38 @@ async fn transfer(
                     break;
                 }
             }
+        }
+    }
+
+    // A body shorter than its Content-Length followed by a clean close: awc ends the
+    // stream without an error, so the check is here (Scrapy's `_DataLoss`). Not for
+    // bodies that cannot have one (HEAD, 1xx/204/304) or a download a handler stopped.
+    let got = body.len() as u64;
+    let short = expected.is_some_and(|len| got < len);
+    if truncated || short {
+        let len = expected.unwrap_or(got);
+        let bodiless = request.method == awc::http::Method::HEAD
+            || status < 200
+            || status == 204
+            || status == 304;
+        if !bodiless && flags.is_empty() {
+            let fail = request
+                .meta
+                .get("download_fail_on_dataloss")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(config.fail_on_dataloss);
+            if fail {
+                if !DATALOSS_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    log::warn!(
+                        "Got data loss in {}. If you want to process broken responses set the \
+                         setting DOWNLOAD_FAIL_ON_DATALOSS = False -- This message won't be \
+                         shown in further requests",
+                        request.url
+                    );
+                }
+                return Err(DownloadError::DataLoss { got, expected: len });
+            }
+            flags.push("dataloss".to_string());
         }
     }
 

@@ -98,6 +98,16 @@ pub enum DownloadError {
     /// The request was dropped before download (a middleware's `IgnoreRequest`).
     #[error("request ignored: {0}")]
     Ignored(String),
+    /// The connection closed before the whole body announced by `Content-Length`
+    /// arrived (Scrapy's `ResponseFailed([_DataLoss])`); with
+    /// `DOWNLOAD_FAIL_ON_DATALOSS = false` the response is kept, flagged `dataloss`.
+    #[error("data loss: got {got} of {expected} bytes of the body")]
+    DataLoss {
+        /// Bytes received.
+        got: u64,
+        /// Bytes announced.
+        expected: u64,
+    },
     /// The download was cancelled because the crawl is stopping.
     #[error("download cancelled")]
     Cancelled,
@@ -121,6 +131,7 @@ impl DownloadError {
             DownloadError::ProxyAuthRequired { .. } => "ProxyAuthenticationRequired",
             DownloadError::Proxy { .. } => "ProxyError",
             DownloadError::Ignored(_) => "IgnoreRequest",
+            DownloadError::DataLoss { .. } => "ResponseDataLossError",
             DownloadError::Cancelled => "CancelledError",
             DownloadError::Other(_) => "DownloadError",
         }

@@ -365,6 +365,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
         ("DOWNLOAD_TIMEOUT", json!(180.0)),
         ("DOWNLOAD_MAXSIZE", json!(1024 * 1024 * 1024)),
         ("DOWNLOAD_WARNSIZE", json!(32 * 1024 * 1024)),
+        ("DOWNLOAD_FAIL_ON_DATALOSS", json!(true)),
         ("DOWNLOAD_SLOTS", json!({})),
         ("DEPTH_LIMIT", json!(0)),
         ("DEPTH_PRIORITY", json!(0)),

@@ -164,6 +164,7 @@ pub fn is_retryable(error: &DownloadError) -> bool {
         | DownloadError::DnsLookup(_)
         | DownloadError::TlsHandshake { .. }
         | DownloadError::Proxy { .. }
+        | DownloadError::DataLoss { .. }
         | DownloadError::Other(_) => true,
         // A bad certificate or bad proxy credentials will not change on a retry.
         DownloadError::TlsCertificate { .. }
