@@ -502,6 +502,8 @@ async fn shutdown_on_signals(
             }
         } else {
             log::info!("Received {name} twice, forcing unclean shutdown");
+            // What was scraped is on disk and JSON arrays are closed before the end.
+            crate::actors::extensions::feedexport::flush_open_feeds();
             std::process::exit(1);
         }
     }

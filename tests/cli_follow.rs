@@ -133,3 +133,113 @@ fn sigint_shuts_down_gracefully() {
         stats["downloader/request_count"]
     );
 }
+
+/// Issue 12, acceptance 5: two SIGINTs 50 ms apart during a crawl. Every item logged
+/// as scraped before the first signal is in the JSON lines feed, no line is torn, and
+/// the `.json` array parses (its closing `]` written on the forced exit).
+#[test]
+fn forced_stop_loses_no_scraped_item() {
+    // Fast pages, with slow ones among them: when the first SIGINT comes, slow
+    // downloads are in flight, so the graceful close is still waiting for them when
+    // the second one forces the exit.
+    let mut start = String::from("<html><body>");
+    let mut pages = std::collections::HashMap::new();
+    for i in 0..3000 {
+        start.push_str(&format!("<a href=\"/f/{i}\">f</a>"));
+        if i % 10 == 0 {
+            start.push_str(&format!("<a href=\"/slow/{}\">s</a>", 2000 + i));
+        }
+        pages.insert(
+            format!("/f/{i}"),
+            (
+                200,
+                "text/html".to_string(),
+                format!("<title>f{i}</title>").into_bytes(),
+            ),
+        );
+    }
+    start.push_str("</body></html>");
+    pages.insert(
+        "/p/0".to_string(),
+        (200, "text/html".to_string(), start.into_bytes()),
+    );
+    let server = FixtureServer::start(Site::Static(pages));
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("items.jsonl");
+    let json = dir.path().join("items.json");
+    let log_path = dir.path().join("stderr.log");
+    let mut child = arachne()
+        .args(["crawl", "follow", "-a"])
+        .arg(format!("start_url={}", server.url("/p/0")))
+        .args(["-s", "LOG_LEVEL=DEBUG", "-s", "CONCURRENT_REQUESTS=8"])
+        .args([
+            "-s",
+            "SCHEDULER_MEMORY_QUEUE=scrapy.squeues.FifoMemoryQueue",
+        ])
+        .arg("-o")
+        .arg(&jsonl)
+        .arg("-o")
+        .arg(&json)
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("arachne runs");
+    // Mid-crawl: some pages parsed, most not.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.log().len() < 150 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(50));
+    // The process may already be gone if the graceful close was quick.
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let status = child.wait().unwrap();
+    assert!(
+        server.log().len() < 3000,
+        "the crawl was not interrupted: make the site bigger"
+    );
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let signal_at = log
+        .find("Received SIGINT, shutting down gracefully")
+        .expect("first SIGINT logged");
+    let scraped_before: BTreeSet<String> = log[..signal_at]
+        .match_indices("Scraped from <")
+        .filter_map(|(i, m)| {
+            let rest = &log[i + m.len()..];
+            rest.find('>').map(|end| rest[..end].to_string())
+        })
+        .collect();
+    assert!(
+        !scraped_before.is_empty(),
+        "nothing scraped before the signal"
+    );
+
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    assert!(text.ends_with('\n'), "a torn last line");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}")))
+        .collect();
+    let in_feed: BTreeSet<String> = lines
+        .iter()
+        .filter_map(|i| i["url"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        log.contains("forcing unclean shutdown") && !status.success(),
+        "the second SIGINT should have forced the exit ({status})"
+    );
+    let missing: Vec<&String> = scraped_before.difference(&in_feed).collect();
+    assert!(
+        missing.is_empty(),
+        "{} items scraped before the signal are missing from the feed: {missing:?}",
+        missing.len()
+    );
+    let array: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap())
+        .expect("the .json feed is a complete array");
+    assert_eq!(array.as_array().map(Vec::len), Some(lines.len()));
+}

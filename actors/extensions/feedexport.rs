@@ -5,9 +5,16 @@
 //! extension decides. It
 //! subscribes to `ItemScraped`, which is awaited, so dropped items never reach it and
 //! a slow disk slows the crawl rather than buffering items.
+//!
+//! Nothing already written is lost on a forced stop: buffers are flushed every
+//! [`FLUSH_INTERVAL`], and every open feed is registered process-wide so the forced
+//! exit path (a second SIGINT/SIGTERM) flushes them and closes JSON arrays
+//! ([`flush_open_feeds`]) before the process ends.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -15,11 +22,30 @@ use crate::error::ConfigError;
 use crate::extension::{ComponentHandle, CrawlerHandle};
 use crate::signals::{ItemScraped, SpiderClosed};
 
+/// How often buffered items reach the file while a crawl runs.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Every feed open in this process, for [`flush_open_feeds`].
+static OPEN_FEEDS: Mutex<Vec<Weak<Mutex<Feed>>>> = Mutex::new(Vec::new());
+
+/// Flushes every open feed and closes the JSON arrays, so a file is complete and
+/// valid when the process is about to end without a normal close (a forced stop).
+/// Safe to call more than once; a feed closed here is not closed again.
+pub fn flush_open_feeds() {
+    let feeds = OPEN_FEEDS.lock().unwrap_or_else(|e| e.into_inner());
+    for feed in feeds.iter().filter_map(Weak::upgrade) {
+        let mut feed = feed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = feed.close() {
+            log::error!("Error flushing feed {}: {e}", feed.path);
+        }
+    }
+}
+
 /// The extension.
 #[derive(Debug)]
 pub struct FeedExporter {
     crawler: CrawlerHandle,
-    feeds: Vec<Feed>,
+    feeds: Vec<Arc<Mutex<Feed>>>,
 }
 
 /// One output file.
@@ -29,6 +55,34 @@ struct Feed {
     format: Format,
     out: BufWriter<File>,
     items: u64,
+    closed: bool,
+}
+
+impl Feed {
+    fn write_item(&mut self, line: &str) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match (self.format, self.items) {
+            (Format::JsonLines, _) => writeln!(self.out, "{line}"),
+            (Format::Json, 0) => write!(self.out, "\n{line}"),
+            (Format::Json, _) => write!(self.out, ",\n{line}"),
+        }?;
+        self.items += 1;
+        Ok(())
+    }
+
+    /// Ends the array (JSON) and flushes; later items are not written.
+    fn close(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        if self.format == Format::Json {
+            self.out.write_all(b"\n]\n")?;
+        }
+        self.out.flush()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +146,19 @@ impl FeedExporter {
                     ConfigError::Invalid(format!("FEEDS: cannot write {path}: {e}"))
                 })?;
             }
-            feeds.push(Feed {
+            let feed = Arc::new(Mutex::new(Feed {
                 path,
                 format,
                 out,
                 items: 0,
-            });
+                closed: false,
+            }));
+            {
+                let mut open = OPEN_FEEDS.lock().unwrap_or_else(|e| e.into_inner());
+                open.retain(|w| w.strong_count() > 0);
+                open.push(Arc::downgrade(&feed));
+            }
+            feeds.push(feed);
         }
         Ok(Some(ComponentHandle::new(
             FeedExporter {
@@ -116,6 +177,14 @@ impl Actor for FeedExporter {
             .subscribe::<ItemScraped>(ctx.address().recipient());
         self.crawler
             .subscribe::<SpiderClosed>(ctx.address().recipient());
+        ctx.run_interval(FLUSH_INTERVAL, |act, _| {
+            for feed in &act.feeds {
+                let mut feed = feed.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = feed.out.flush() {
+                    log::error!("Error flushing feed {}: {e}", feed.path);
+                }
+            }
+        });
     }
 }
 
@@ -123,15 +192,10 @@ impl Handler<ItemScraped> for FeedExporter {
     type Result = ();
     fn handle(&mut self, msg: ItemScraped, _: &mut Context<Self>) {
         let line = msg.item.to_json();
-        for feed in &mut self.feeds {
-            let written = match (feed.format, feed.items) {
-                (Format::JsonLines, _) => writeln!(feed.out, "{line}"),
-                (Format::Json, 0) => write!(feed.out, "\n{line}"),
-                (Format::Json, _) => write!(feed.out, ",\n{line}"),
-            };
-            match written {
-                Ok(()) => feed.items += 1,
-                Err(e) => log::error!("Error writing item to feed {}: {e}", feed.path),
+        for feed in &self.feeds {
+            let mut feed = feed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = feed.write_item(&line) {
+                log::error!("Error writing item to feed {}: {e}", feed.path);
             }
         }
     }
@@ -140,13 +204,9 @@ impl Handler<ItemScraped> for FeedExporter {
 impl Handler<SpiderClosed> for FeedExporter {
     type Result = ();
     fn handle(&mut self, _: SpiderClosed, _: &mut Context<Self>) {
-        for feed in &mut self.feeds {
-            let closing = if feed.format == Format::Json {
-                feed.out.write_all(b"\n]\n")
-            } else {
-                Ok(())
-            };
-            match closing.and_then(|()| feed.out.flush()) {
+        for feed in &self.feeds {
+            let mut feed = feed.lock().unwrap_or_else(|e| e.into_inner());
+            match feed.close() {
                 Ok(()) => log::info!(
                     "Stored {} feed ({} items) in: {}",
                     feed.format.name(),
