@@ -11,6 +11,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::error::catch_panic;
+use crate::handle::StatsHandle;
 use crate::http::response::document_scope;
 use crate::http::Response;
 use crate::spider::{CallbackData, CallbackResult, DynSpider, Failure, SpiderError};
@@ -36,6 +37,7 @@ pub struct RunErrback {
 /// One worker.
 pub struct SpiderWorker {
     spider: Arc<dyn DynSpider>,
+    stats: StatsHandle,
 }
 
 impl std::fmt::Debug for SpiderWorker {
@@ -47,9 +49,18 @@ impl std::fmt::Debug for SpiderWorker {
 }
 
 impl SpiderWorker {
-    /// A worker for `spider`.
-    pub fn new(spider: Arc<dyn DynSpider>) -> Self {
-        SpiderWorker { spider }
+    /// A worker for `spider`, counting documents cut at an HTML limit in `stats`.
+    pub fn new(spider: Arc<dyn DynSpider>, stats: StatsHandle) -> Self {
+        SpiderWorker { spider, stats }
+    }
+}
+
+/// Counts the HTML limits a callback's documents hit (`html/truncated_count`,
+/// `html/truncated/<kind>`).
+fn count_limits(stats: &StatsHandle, hits: Vec<&'static str>) {
+    for kind in hits {
+        stats.inc("html/truncated_count");
+        stats.inc(format!("html/truncated/{kind}"));
     }
 }
 
@@ -61,12 +72,18 @@ impl Handler<Parse> for SpiderWorker {
     type Result = ResponseFuture<CallbackResult>;
     fn handle(&mut self, msg: Parse, _: &mut Context<Self>) -> Self::Result {
         let spider = self.spider.clone();
-        Box::pin(document_scope(async move {
-            let callback = msg.response.request.callback.as_ref();
-            catch_panic(spider.call(callback, &msg.response))
-                .await
-                .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
-        }))
+        let stats = self.stats.clone();
+        Box::pin(async move {
+            let (result, hits) = document_scope(async move {
+                let callback = msg.response.request.callback.as_ref();
+                catch_panic(spider.call(callback, &msg.response))
+                    .await
+                    .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
+            })
+            .await;
+            count_limits(&stats, hits);
+            result
+        })
     }
 }
 
@@ -74,11 +91,17 @@ impl Handler<RunErrback> for SpiderWorker {
     type Result = ResponseFuture<CallbackResult>;
     fn handle(&mut self, msg: RunErrback, _: &mut Context<Self>) -> Self::Result {
         let spider = self.spider.clone();
-        Box::pin(document_scope(async move {
-            catch_panic(spider.call_errback(&msg.errback, &msg.failure))
-                .await
-                .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
-        }))
+        let stats = self.stats.clone();
+        Box::pin(async move {
+            let (result, hits) = document_scope(async move {
+                catch_panic(spider.call_errback(&msg.errback, &msg.failure))
+                    .await
+                    .unwrap_or_else(|p| Err(SpiderError::new("Panic", p)))
+            })
+            .await;
+            count_limits(&stats, hits);
+            result
+        })
     }
 }
 
@@ -92,7 +115,7 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Starts `n` workers (0: one per core).
-    pub fn start(spider: Arc<dyn DynSpider>, n: usize) -> Self {
+    pub fn start(spider: Arc<dyn DynSpider>, n: usize, stats: StatsHandle) -> Self {
         let n = if n == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -103,9 +126,10 @@ impl WorkerPool {
         for _ in 0..n {
             let arbiter = Arbiter::new();
             let s = spider.clone();
+            let st = stats.clone();
             workers.push(SpiderWorker::start_in_arbiter(
                 &arbiter.handle(),
-                move |_| SpiderWorker::new(s),
+                move |_| SpiderWorker::new(s, st),
             ));
             arbiters.push(arbiter);
         }

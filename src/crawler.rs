@@ -262,7 +262,11 @@ impl Crawler {
         }
         let pipeline =
             ItemPipeline::new(stages, settings.get_usize("CONCURRENT_ITEMS")?, bus.clone()).start();
-        let workers = WorkerPool::start(self.spider.clone(), settings.get_usize("SPIDER_WORKERS")?);
+        let workers = WorkerPool::start(
+            self.spider.clone(),
+            settings.get_usize("SPIDER_WORKERS")?,
+            stats.clone(),
+        );
         let clients = HttpClients::from_settings(&settings)?;
         downloader_ctx.run(Downloader::new(
             downloader_config,

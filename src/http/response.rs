@@ -23,6 +23,7 @@ use url::Url;
 use super::tls::CertificateInfo;
 use super::{encoding, HeaderMap, Meta, Request};
 use crate::error::InvalidUrl;
+use crate::selector::tree::HtmlLimits;
 use crate::selector::{Css, Html, SelectorError, SelectorList};
 
 /// A downloaded response.
@@ -221,16 +222,27 @@ impl Response {
         let key = (self.id, self.body.as_ptr() as usize, self.body.len());
         let cached = DOCUMENTS.try_with(|cache| {
             let mut cache = cache.borrow_mut();
-            if let Some((_, html)) = cache.iter().find(|(k, _)| *k == key) {
+            if let Some((_, html)) = cache.docs.iter().find(|(k, _)| *k == key) {
                 return html.clone();
             }
-            let html = Html::parse(&self.text());
+            let (html, _errors, truncated) =
+                Html::parse_with_limits(&self.text(), &HtmlLimits::default());
+            if let Some(limit) = truncated {
+                // Parsed up to the limit, so the callback still gets what came before;
+                // the worker counts it in `html/truncated/<kind>`.
+                log::warn!(
+                    "Truncated the HTML of <{} {}>: {limit}",
+                    self.status,
+                    self.url
+                );
+                cache.limits_hit.push(limit.kind());
+            }
             // A callback with inline downloads may hold a few responses at once;
             // beyond that, forget the oldest rather than grow.
-            if cache.len() >= MAX_SCOPED_DOCUMENTS {
-                cache.remove(0);
+            if cache.docs.len() >= MAX_SCOPED_DOCUMENTS {
+                cache.docs.remove(0);
             }
-            cache.push((key, html.clone()));
+            cache.docs.push((key, html.clone()));
             html
         });
         cached.unwrap_or_else(|_| Html::parse(&self.text()))
@@ -250,8 +262,15 @@ impl Response {
 /// How many parsed documents one callback scope keeps.
 const MAX_SCOPED_DOCUMENTS: usize = 8;
 
-/// Parsed documents of the responses one callback touched: (response key, tree).
-type DocumentCache = RefCell<Vec<((u64, usize, usize), Html)>>;
+/// Parsed documents of the responses one callback touched: (response key, tree), and
+/// the HTML limits those documents hit.
+#[derive(Default)]
+struct Scope {
+    docs: Vec<((u64, usize, usize), Html)>,
+    limits_hit: Vec<&'static str>,
+}
+
+type DocumentCache = RefCell<Scope>;
 
 tokio::task_local! {
     static DOCUMENTS: DocumentCache;
@@ -260,8 +279,14 @@ tokio::task_local! {
 /// Runs `fut` (a callback) with its own parsed-document cache, so every query it
 /// makes on one response shares one parse, and the trees are dropped with it.
 #[doc(hidden)]
-pub fn document_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-    DOCUMENTS.scope(RefCell::new(Vec::new()), fut)
+pub fn document_scope<F: Future>(fut: F) -> impl Future<Output = (F::Output, Vec<&'static str>)> {
+    DOCUMENTS.scope(RefCell::new(Scope::default()), async move {
+        let out = fut.await;
+        let hits = DOCUMENTS
+            .try_with(|s| std::mem::take(&mut s.borrow_mut().limits_hit))
+            .unwrap_or_default();
+        (out, hits)
+    })
 }
 
 /// The `href` of the first `<base>` tag in the first 4 KB, if any — a byte scan, so

@@ -182,6 +182,18 @@ pub enum HtmlLimitExceeded {
     },
 }
 
+impl HtmlLimitExceeded {
+    /// The stats name of the limit: `depth`, `nodes` or `attributes`
+    /// (`html/truncated/<kind>`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HtmlLimitExceeded::Depth { .. } => "depth",
+            HtmlLimitExceeded::Nodes { .. } => "nodes",
+            HtmlLimitExceeded::Attributes { .. } => "attributes",
+        }
+    }
+}
+
 /// What [`parse_html`] returns.
 ///
 /// ```
