@@ -240,12 +240,12 @@ impl Slot {
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .unwrap_or(config.timeout);
         let fut = async move {
-            match actix_rt::time::timeout(
-                timeout,
-                transfer(&clients, request, signal_request, &config, &bus),
-            )
-            .await
-            {
+            let transfer = transfer(&clients, request, signal_request, &config, &bus);
+            // 0 (setting or meta): no timeout, as with the CLOSESPIDER_* limits.
+            if timeout.is_zero() {
+                return transfer.await;
+            }
+            match actix_rt::time::timeout(timeout, transfer).await {
                 Ok(res) => res,
                 Err(_) => Err(DownloadError::Timeout(timeout)),
             }

@@ -243,3 +243,52 @@ fn forced_stop_loses_no_scraped_item() {
         .expect("the .json feed is a complete array");
     assert_eq!(array.as_array().map(Vec::len), Some(lines.len()));
 }
+
+/// Issue 12, item 7: a bad `-L` is an error at start; `DOWNLOAD_TIMEOUT=0` means no
+/// timeout (not "every download times out"); a crawl whose only start URL is invalid
+/// exits non-zero (Scrapy exits 0 with `finished`, so a script cannot tell).
+#[test]
+fn bad_log_level_zero_timeout_and_invalid_start_url() {
+    let server = FixtureServer::start(Site::random(5, 2, 3));
+    let bogus = arachne()
+        .args(["crawl", "follow", "-a"])
+        .arg(format!("start_url={}", server.url("/p/0")))
+        .args(["-L", "BOGUS"])
+        .output()
+        .unwrap();
+    assert_eq!(bogus.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("invalid LOG_LEVEL \"BOGUS\""));
+    assert!(server.log().is_empty(), "crawled despite a bad log level");
+
+    let dir = tempfile::tempdir().unwrap();
+    let stats_path = dir.path().join("stats.json");
+    let ok = arachne()
+        .args(["crawl", "follow", "-a"])
+        .arg(format!("start_url={}", server.url("/p/0")))
+        .args(["-s", "DOWNLOAD_TIMEOUT=0", "-L", "WARNING", "--stats-json"])
+        .arg(&stats_path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+    assert_eq!(stats["finish_reason"], "finished");
+    assert_eq!(stats["response_received_count"], 5, "{stats:#}");
+    assert!(stats
+        .get("downloader/exception_type_count/TimeoutError")
+        .is_none());
+
+    let invalid = arachne()
+        .args([
+            "crawl",
+            "follow",
+            "-a",
+            "start_url=not a url",
+            "-L",
+            "WARNING",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("nothing was crawled"));
+}

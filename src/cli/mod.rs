@@ -195,7 +195,14 @@ where
             if let Some(l) = loglevel {
                 s.set("LOG_LEVEL", l, Priority::Cmdline);
             }
-            init_logging(&s.get_str("LOG_LEVEL"));
+            let level = s.get_str("LOG_LEVEL");
+            if log_filter(&level).is_none() {
+                eprintln!(
+                    "error: invalid LOG_LEVEL {level:?} (use CRITICAL, ERROR, WARNING, INFO, DEBUG or TRACE)"
+                );
+                return ExitCode::from(2);
+            }
+            init_logging(&level);
             let mut spider_args = SpiderArgs::new();
             for a in &args {
                 match a.split_once('=') {
@@ -223,6 +230,19 @@ where
             for r in results {
                 match r {
                     Ok(stats) => {
+                        // Scrapy exits 0 here; a script deserves to know the crawl
+                        // never started: every start request failed to be made.
+                        let started = stats.contains_key("scheduler/enqueued")
+                            || stats.contains_key("item_scraped_count");
+                        let start_errors =
+                            stats.keys().any(|k| k.starts_with("spider_exceptions/"));
+                        if !started && start_errors {
+                            eprintln!(
+                                "error: no request could be made from the spider's start \
+                                 requests (see the errors above); nothing was crawled"
+                            );
+                            code = ExitCode::FAILURE;
+                        }
                         if let Some(path) = &stats_json {
                             let text = serde_json::to_string_pretty(&stats).unwrap_or_default();
                             if let Err(e) = std::fs::write(path, text) {
@@ -242,16 +262,23 @@ where
     }
 }
 
-/// Starts env_logger at `LOG_LEVEL` (Scrapy's names: WARNING means warn) unless
-/// `RUST_LOG` says otherwise.
-pub fn init_logging(level: &str) {
-    let filter = match level.to_ascii_uppercase().as_str() {
+/// The env_logger filter for a Scrapy log level name (case-insensitive); `None` for
+/// a name that is not one.
+fn log_filter(level: &str) -> Option<&'static str> {
+    Some(match level.to_ascii_uppercase().as_str() {
         "CRITICAL" | "ERROR" => "error",
         "WARNING" | "WARN" => "warn",
         "INFO" => "info",
+        "DEBUG" => "debug",
         "TRACE" => "trace",
-        _ => "debug",
-    };
+        _ => return None,
+    })
+}
+
+/// Starts env_logger at `LOG_LEVEL` (Scrapy's names: WARNING means warn) unless
+/// `RUST_LOG` says otherwise.
+pub fn init_logging(level: &str) {
+    let filter = log_filter(level).unwrap_or("debug");
     // LOG_LEVEL governs Arachne and the user's spiders; the libraries underneath (HTML
     // parser, HTTP stack) would drown a DEBUG log in their own tracing.
     let env = env_logger::Env::default().default_filter_or(format!(

@@ -40,7 +40,12 @@ impl HttpClients {
     /// and TLS handshakes; the `DOWNLOADER_CLIENT_TLS_*` family and
     /// `DOWNLOADER_HTTP2_ENABLED` shape TLS and ALPN, see [`crate::http::tls`]).
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let timeout = settings.get_duration("DOWNLOAD_TIMEOUT")?;
+        // DOWNLOAD_TIMEOUT = 0 means no download timeout (not "time out at once");
+        // connecting still gives up after Scrapy's default 180 s.
+        let timeout = match settings.get_duration("DOWNLOAD_TIMEOUT")? {
+            t if t.is_zero() => Duration::from_secs(180),
+            t => t,
+        };
         let TlsSetup {
             config: tls,
             certificates,
