@@ -204,6 +204,7 @@ impl Html {
         html: &str,
         limits: &tree::HtmlLimits,
     ) -> (Html, usize, Option<tree::HtmlLimitExceeded>) {
+        PARSED.fetch_add(1, Ordering::Relaxed);
         let parsed = tree::parse_html(html, limits);
         (
             Html {
