@@ -69,6 +69,9 @@ pub struct DownloaderConfig {
     pub warnsize: u64,
     /// `DOWNLOAD_FAIL_ON_DATALOSS`.
     pub fail_on_dataloss: bool,
+    /// Where slots count what no middleware sees (a transparent resend); set by the
+    /// crawler assembly.
+    pub stats: Option<crate::handle::StatsHandle>,
     /// `DOWNLOAD_SLOTS`.
     pub slots: HashMap<String, SlotOverride>,
     /// `CONCURRENT_REQUESTS`: the total the HTTP client's pool must allow.
@@ -103,6 +106,7 @@ impl DownloaderConfig {
             maxsize: s.get_usize("DOWNLOAD_MAXSIZE")? as u64,
             warnsize: s.get_usize("DOWNLOAD_WARNSIZE")? as u64,
             fail_on_dataloss: s.get_bool("DOWNLOAD_FAIL_ON_DATALOSS")?,
+            stats: None,
             slots,
             total: s.get_usize("CONCURRENT_REQUESTS")?,
         })

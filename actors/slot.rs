@@ -418,7 +418,27 @@ async fn transfer(
         .unwrap_or(config.warnsize);
 
     let started = Instant::now();
-    let mut resp = creq.send_body(request.body.clone()).await.map_err(|e| {
+    let frozen = creq
+        .freeze()
+        .map_err(|e| DownloadError::Other(format!("cannot build the request: {e}")))?;
+    let mut sent = frozen.send_body(request.body.clone()).await;
+    // A pooled keep-alive connection the server closed meanwhile fails before any
+    // response byte. An idempotent request is sent once more on a new connection,
+    // transparently (Twisted's pool does the same); not a retry, counted on its own.
+    if let Err(e) = &sent {
+        if lost_before_response(e) && is_idempotent(&request.method) {
+            log::debug!(
+                "Connection lost before any response to <{} {}>: sending it again",
+                request.method,
+                request.url
+            );
+            if let Some(stats) = &config.stats {
+                stats.inc("downloader/connection_lost_resend_count");
+            }
+            sent = frozen.send_body(request.body.clone()).await;
+        }
+    }
+    let mut resp = sent.map_err(|e| {
         // The proxy's failures first (unreachable, CONNECT refused, 407).
         match proxy.and_then(|p| crate::http::tunnel::proxy_error(&e, p, tunnelled)) {
             Some(proxy_failure) => proxy_failure,
@@ -657,6 +677,29 @@ fn host_header(url: &url::Url) -> Result<awc::http::header::HeaderValue, Downloa
 /// the rustls error (tokio-rustls) or a handshake EOF: a refused certificate becomes
 /// `TlsCertificate`, any other handshake failure `TlsHandshake` (see
 /// [`crate::http::tls::classify_io_error`]).
+/// A failure that happened after the connection was handed out and before any byte
+/// of a response: writing the request, or the peer closing without an answer.
+fn lost_before_response(e: &awc::error::SendRequestError) -> bool {
+    use awc::error::{ConnectError, SendRequestError as E};
+    match e {
+        E::Send(_) | E::Connect(ConnectError::Disconnected) => true,
+        E::Response(p) => matches!(
+            p,
+            actix_http::error::ParseError::Incomplete | actix_http::error::ParseError::Io(_)
+        ),
+        _ => false,
+    }
+}
+
+/// RFC 9110 idempotent methods: safe to send twice.
+fn is_idempotent(method: &awc::http::Method) -> bool {
+    use awc::http::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
 fn map_send_error(e: awc::error::SendRequestError, host: &str, timeout: Duration) -> DownloadError {
     use awc::error::{ConnectError, SendRequestError as E};
     match e {

@@ -215,7 +215,8 @@ impl Crawler {
         let bus = SignalBus::start_handle();
         let stats = Stats::start_handle();
         let scheduler = Scheduler::from_settings(&settings, stats.clone())?.start();
-        let downloader_config = DownloaderConfig::from_settings(&settings)?;
+        let mut downloader_config = DownloaderConfig::from_settings(&settings)?;
+        downloader_config.stats = Some(stats.clone());
         let engine_config = EngineConfig::from_settings(&settings)?;
 
         // Engine and Downloader addresses exist before the actors, so that the handle

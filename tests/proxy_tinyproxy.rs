@@ -482,3 +482,31 @@ async fn no_proxy_hosts_bypass_the_proxy() {
     assert_eq!(plain_saw(&plain, "127.0.0.2", "/page?env=1"), (1, false));
     assert_eq!(secure_saw(&secure, "127.0.0.2", "/env"), (1, false));
 }
+
+/// Issue 12, acceptance 6: tinyproxy answers `HTTP/1.0` and closes each connection
+/// after its response; twenty 60-page crawls in a row through it each get 60/60,
+/// with no `ConnectionLost` and no retry.
+#[actix::test]
+async fn twenty_crawls_through_tinyproxy_lose_nothing() {
+    let _serial = SERIAL.lock().await;
+    clear_env();
+    let proxy = Tinyproxy::start(None);
+    let target = FixtureServer::start(Site::random(60, 3, 9));
+    for run in 0..20 {
+        let start = (0..60)
+            .map(|i| {
+                Request::get(target.url(&format!("/p/{i}")))
+                    .unwrap()
+                    .meta("proxy", proxy.url(None))
+            })
+            .collect();
+        let (stats, seen) = crawl(start, Settings::new().with("CONCURRENT_REQUESTS", 8)).await;
+        assert_eq!(seen.pages(), 60, "run {run}: {stats:#?}");
+        assert_eq!(
+            count(&stats, "downloader/exception_type_count/ConnectionLost"),
+            0,
+            "run {run}: {stats:#?}"
+        );
+        assert_eq!(count(&stats, "retry/count"), 0, "run {run}: {stats:#?}");
+    }
+}
