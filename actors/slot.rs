@@ -392,6 +392,23 @@ async fn transfer(
         _ => clients.direct().clone(),
     };
     let mut creq = client.request(request.method.clone(), uri);
+    // Where this request's connection goes: the proxy, or the target.
+    let peer = match proxy {
+        Some(p) if !tunnelled => p.to_string(),
+        _ => format!(
+            "{}://{}:{}",
+            request.url.scheme(),
+            request.url.host_str().unwrap_or(""),
+            request.url.port_or_known_default().unwrap_or(0)
+        ),
+    };
+    // A peer that closes its connections after each response (HTTP/1.0 without
+    // keep-alive, or `Connection: close`) gets `Connection: close` from us too, so the
+    // client never pools a connection that is about to die.
+    let peer_closes = CLOSING_PEERS.with(|c| c.borrow().contains(&peer));
+    if peer_closes {
+        creq = creq.insert_header((awc::http::header::CONNECTION, "close"));
+    }
     {
         let headers = creq.headers_mut();
         for (k, v) in &request.headers {
@@ -464,6 +481,16 @@ async fn transfer(
         }
     }
     let headers: HeaderMap = resp.headers().clone();
+    if !peer_closes && response_closes(resp.version(), &headers) {
+        CLOSING_PEERS.with(|c| {
+            let mut c = c.borrow_mut();
+            // Bounded: a broad crawl meets many peers; forgetting one costs a resend.
+            if c.len() >= 10_000 {
+                c.clear();
+            }
+            c.insert(peer.clone());
+        });
+    }
 
     let mut flags = Vec::new();
     if bus.has_subscribers::<HeadersReceived>() {
@@ -673,10 +700,28 @@ fn host_header(url: &url::Url) -> Result<awc::http::header::HeaderValue, Downloa
         .map_err(|e| DownloadError::Other(format!("bad host in {url}: {e}")))
 }
 
-/// awc's error as a [`DownloadError`]. TLS failures come as `ConnectError::Io` wrapping
-/// the rustls error (tokio-rustls) or a handshake EOF: a refused certificate becomes
-/// `TlsCertificate`, any other handshake failure `TlsHandshake` (see
-/// [`crate::http::tls::classify_io_error`]).
+thread_local! {
+    /// Peers (proxy or scheme://host:port) seen closing connections after a response;
+    /// the downloader's slots all run on one arbiter thread.
+    static CLOSING_PEERS: std::cell::RefCell<std::collections::HashSet<String>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+/// Whether a response says its connection closes after it: `Connection: close`, or
+/// HTTP/1.0 without `Connection: keep-alive`.
+fn response_closes(version: awc::http::Version, headers: &HeaderMap) -> bool {
+    let connection = headers
+        .get(awc::http::header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if connection.split(',').any(|t| t.trim() == "close") {
+        return true;
+    }
+    version == awc::http::Version::HTTP_10
+        && !connection.split(',').any(|t| t.trim() == "keep-alive")
+}
+
 /// A failure that happened after the connection was handed out and before any byte
 /// of a response: writing the request, or the peer closing without an answer.
 fn lost_before_response(e: &awc::error::SendRequestError) -> bool {
@@ -700,6 +745,10 @@ fn is_idempotent(method: &awc::http::Method) -> bool {
     )
 }
 
+/// awc's error as a [`DownloadError`]. TLS failures come as `ConnectError::Io` wrapping
+/// the rustls error (tokio-rustls) or a handshake EOF: a refused certificate becomes
+/// `TlsCertificate`, any other handshake failure `TlsHandshake` (see
+/// [`crate::http::tls::classify_io_error`]).
 fn map_send_error(e: awc::error::SendRequestError, host: &str, timeout: Duration) -> DownloadError {
     use awc::error::{ConnectError, SendRequestError as E};
     match e {
