@@ -79,7 +79,8 @@ impl Default for Components {
     }
 }
 
-/// Registration methods shared by [`Crawler`] and [`CrawlerProcess`].
+/// Registration methods shared by [`Crawler`], [`CrawlerProcess`] and
+/// [`Project`](crate::project::Project).
 macro_rules! component_builders {
     () => {
         /// Registers an extension factory under `name`; enable it with `EXTENSIONS`.
@@ -136,6 +137,7 @@ macro_rules! component_builders {
         }
     };
 }
+pub(crate) use component_builders;
 
 /// One spider's crawl.
 ///

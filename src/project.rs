@@ -34,7 +34,7 @@ use crate::error::ConfigError;
 use crate::extension::{ComponentHandle, CrawlerHandle};
 use crate::middleware::downloader::DownloaderMiddleware;
 use crate::middleware::spider::SpiderMiddleware;
-use crate::pipeline::ItemPipeline;
+use crate::pipeline::ItemPipeline as Stage;
 use crate::settings::Settings;
 use crate::spider::{DynSpider, Spider, SpiderArgs};
 
@@ -74,59 +74,7 @@ impl Project {
         self
     }
 
-    /// Registers an item pipeline stage; `ITEM_PIPELINES` enables it.
-    pub fn pipeline(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn ItemPipeline>>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.components.pipelines.insert(name, Arc::new(factory));
-        self
-    }
-
-    /// Registers an extension; `EXTENSIONS` enables it.
-    pub fn extension(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<ComponentHandle>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.components.extensions.register(name, factory);
-        self
-    }
-
-    /// Registers a downloader middleware; `DOWNLOADER_MIDDLEWARES` enables it.
-    pub fn downloader_middleware(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn DownloaderMiddleware>>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.components
-            .downloader_middlewares
-            .register(name, factory);
-        self
-    }
-
-    /// Registers a spider middleware; `SPIDER_MIDDLEWARES` enables it.
-    pub fn spider_middleware(
-        mut self,
-        name: &str,
-        factory: impl Fn(&CrawlerHandle) -> Result<Option<Box<dyn SpiderMiddleware>>, ConfigError>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.components.spider_middlewares.register(name, factory);
-        self
-    }
+    crate::crawler::component_builders!();
 
     /// The project settings.
     pub fn settings(&self) -> &Settings {
