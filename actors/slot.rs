@@ -379,50 +379,42 @@ async fn transfer(
         _ => awc::http::Uri::try_from(request.url.as_str())
             .map_err(|e| DownloadError::Other(format!("bad URL {}: {e}", request.url)))?,
     };
-    let client = match proxy {
-        Some(p) if tunnelled => {
-            let auth = match request.headers.get(awc::http::header::PROXY_AUTHORIZATION) {
-                Some(v) => Some(v.to_str().map_err(|_| {
-                    DownloadError::Other("Proxy-Authorization is not visible ASCII".into())
-                })?),
-                None => None,
-            };
-            clients.tunnel(p, auth)?
-        }
-        _ => clients.direct().clone(),
+    let auth = match request.headers.get(awc::http::header::PROXY_AUTHORIZATION) {
+        Some(v) if tunnelled => Some(v.to_str().map_err(|_| {
+            DownloadError::Other("Proxy-Authorization is not visible ASCII".into())
+        })?),
+        _ => None,
     };
-    let mut creq = client.request(request.method.clone(), uri);
-    // Where this request's connection goes: the proxy, or the target.
-    let peer = match proxy {
-        Some(p) if !tunnelled => p.to_string(),
-        _ => format!(
-            "{}://{}:{}",
-            request.url.scheme(),
-            request.url.host_str().unwrap_or(""),
-            request.url.port_or_known_default().unwrap_or(0)
-        ),
-    };
-    // A peer that closes its connections after each response (HTTP/1.0 without
-    // keep-alive, or `Connection: close`) gets `Connection: close` from us too, so the
-    // client never pools a connection that is about to die.
-    let peer_closes = CLOSING_PEERS.with(|c| c.borrow().contains(&peer));
-    if peer_closes {
-        creq = creq.insert_header((awc::http::header::CONNECTION, "close"));
-    }
-    {
-        let headers = creq.headers_mut();
-        for (k, v) in &request.headers {
-            // Proxy credentials never go to a target site: not on a direct request, and
-            // not inside a tunnel (the CONNECT carried them).
-            if (proxy.is_none() || tunnelled) && k == awc::http::header::PROXY_AUTHORIZATION {
-                continue;
+    // The request, ready to send through the pooled client or (`fresh`) its twin that
+    // never reuses a connection.
+    let build = |fresh: bool| -> Result<awc::FrozenClientRequest, DownloadError> {
+        let client = match proxy {
+            Some(p) if tunnelled => clients.tunnel(p, auth, fresh)?,
+            _ => clients.direct(fresh).clone(),
+        };
+        let mut creq = client.request(request.method.clone(), uri.clone());
+        {
+            let headers = creq.headers_mut();
+            for (k, v) in &request.headers {
+                // Proxy credentials never go to a target site: not on a direct request,
+                // and not inside a tunnel (the CONNECT carried them).
+                if (proxy.is_none() || tunnelled) && k == awc::http::header::PROXY_AUTHORIZATION {
+                    continue;
+                }
+                headers.append(k.clone(), v.clone());
             }
-            headers.append(k.clone(), v.clone());
+            if proxy.is_some() && !tunnelled && !headers.contains_key(awc::http::header::HOST) {
+                headers.insert(awc::http::header::HOST, host_header(&request.url)?);
+            }
         }
-        if proxy.is_some() && !tunnelled && !headers.contains_key(awc::http::header::HOST) {
-            headers.insert(awc::http::header::HOST, host_header(&request.url)?);
+        // The new connection is closed after its response (`Connection: close`) rather
+        // than left idle in the twin's pool, where nothing would ever reuse it.
+        if fresh {
+            creq = creq.force_close();
         }
-    }
+        creq.freeze()
+            .map_err(|e| DownloadError::Other(format!("cannot build the request: {e}")))
+    };
     let maxsize = request
         .meta
         .get("download_maxsize")
@@ -435,13 +427,12 @@ async fn transfer(
         .unwrap_or(config.warnsize);
 
     let started = Instant::now();
-    let frozen = creq
-        .freeze()
-        .map_err(|e| DownloadError::Other(format!("cannot build the request: {e}")))?;
-    let mut sent = frozen.send_body(request.body.clone()).await;
+    let mut sent = build(false)?.send_body(request.body.clone()).await;
     // A pooled keep-alive connection the server closed meanwhile fails before any
     // response byte. An idempotent request is sent once more on a new connection,
     // transparently (Twisted's pool does the same); not a retry, counted on its own.
+    // The new connection comes from the never-reusing twin: the pool may hold other
+    // connections the peer is closing, and the resend must not take one of them.
     if let Err(e) = &sent {
         if lost_before_response(e) && is_idempotent(&request.method) {
             log::debug!(
@@ -452,7 +443,7 @@ async fn transfer(
             if let Some(stats) = &config.stats {
                 stats.inc("downloader/connection_lost_resend_count");
             }
-            sent = frozen.send_body(request.body.clone()).await;
+            sent = build(true)?.send_body(request.body.clone()).await;
         }
     }
     let mut resp = sent.map_err(|e| {
@@ -481,17 +472,13 @@ async fn transfer(
         }
     }
     let headers: HeaderMap = resp.headers().clone();
-    if !peer_closes && response_closes(resp.version(), &headers) {
-        CLOSING_PEERS.with(|c| {
-            let mut c = c.borrow_mut();
-            // Bounded: a broad crawl meets many peers; forgetting one costs a resend.
-            if c.len() >= 10_000 {
-                c.clear();
-            }
-            c.insert(peer.clone());
-        });
-    }
-
+    // awc pools the connection of an HTTP/1.0 response that has a Content-Length and
+    // no `Connection` header, as if it were keep-alive, although the peer (tinyproxy,
+    // many old servers) closes it right after: the next request on it is lost. Such a
+    // body is read up to its length and the stream dropped before its end is polled,
+    // which closes the connection instead of pooling it.
+    let version = resp.version();
+    let closes = response_closes(version, &headers);
     let mut flags = Vec::new();
     if bus.has_subscribers::<HeadersReceived>() {
         let votes = bus
@@ -564,6 +551,7 @@ async fn transfer(
                 );
             }
             body.extend_from_slice(&chunk);
+            let complete = expected.is_some_and(|len| body.len() as u64 >= len);
             if per_chunk {
                 let votes = bus
                     .ask(BytesReceived {
@@ -576,8 +564,13 @@ async fn transfer(
                     break;
                 }
             }
+            if closes && complete {
+                break;
+            }
         }
     }
+    // Unpolled to its end, the connection is closed here rather than pooled.
+    drop(resp);
 
     // A body shorter than its Content-Length followed by a clean close: awc ends the
     // stream without an error, so the check is here (Scrapy's `_DataLoss`). Not for
@@ -631,7 +624,7 @@ async fn transfer(
     response.headers = headers;
     response.ip = ip;
     response.latency = latency;
-    response.protocol = protocol_name(resp.version());
+    response.protocol = protocol_name(version);
     response.certificate = certificate;
     response.flags = flags;
     Ok(response)
@@ -698,13 +691,6 @@ fn host_header(url: &url::Url) -> Result<awc::http::header::HeaderValue, Downloa
     };
     awc::http::header::HeaderValue::from_str(&value)
         .map_err(|e| DownloadError::Other(format!("bad host in {url}: {e}")))
-}
-
-thread_local! {
-    /// Peers (proxy or scheme://host:port) seen closing connections after a response;
-    /// the downloader's slots all run on one arbiter thread.
-    static CLOSING_PEERS: std::cell::RefCell<std::collections::HashSet<String>> =
-        std::cell::RefCell::new(std::collections::HashSet::new());
 }
 
 /// Whether a response says its connection closes after it: `Connection: close`, or

@@ -483,16 +483,17 @@ async fn no_proxy_hosts_bypass_the_proxy() {
     assert_eq!(secure_saw(&secure, "127.0.0.2", "/env"), (1, false));
 }
 
-/// Issue 12, acceptance 6: tinyproxy answers `HTTP/1.0` and closes each connection
-/// after its response; twenty 60-page crawls in a row through it each get 60/60,
+/// Issue 12, acceptance 6: tinyproxy closes each connection
+/// after its response; 60-page crawls in a row through it (fifty: more than the
+/// criterion's twenty, as a lost connection was a one-in-twenty race) each get 60/60,
 /// with no `ConnectionLost` and no retry.
 #[actix::test]
-async fn twenty_crawls_through_tinyproxy_lose_nothing() {
+async fn fifty_crawls_through_tinyproxy_lose_nothing() {
     let _serial = SERIAL.lock().await;
     clear_env();
     let proxy = Tinyproxy::start(None);
     let target = FixtureServer::start(Site::random(60, 3, 9));
-    for run in 0..20 {
+    for run in 0..50 {
         let start = (0..60)
             .map(|i| {
                 Request::get(target.url(&format!("/p/{i}")))
@@ -508,5 +509,8 @@ async fn twenty_crawls_through_tinyproxy_lose_nothing() {
             "run {run}: {stats:#?}"
         );
         assert_eq!(count(&stats, "retry/count"), 0, "run {run}: {stats:#?}");
+        // tinyproxy 1.11 relays the target's `HTTP/1.1` status line and still closes
+        // after each response, so a request can meet a connection it is closing; it is
+        // then sent again on a new connection (never a pooled one): never a failure.
     }
 }

@@ -2,7 +2,9 @@
 //! (and plain-HTTP requests through a proxy, sent in absolute form), plus one per
 //! proxy for HTTPS targets tunnelled with `CONNECT`. Clients hold `Rc`s, so they are
 //! built on the I/O arbiter and shared by every Slot there; connections are pooled per
-//! client.
+//! client. Each client has a twin that never reuses a connection, for the one
+//! transparent resend of a request whose pooled connection died under it: the resend
+//! must not meet another stale connection from the same pool.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,6 +19,8 @@ use crate::settings::Settings;
 /// The clients.
 pub struct HttpClients {
     direct: awc::Client,
+    /// `direct`'s twin whose connections are never reused.
+    fresh_direct: awc::Client,
     /// The TLS configuration of every HTTPS connection, direct or tunnelled (ALPN,
     /// verification, versions: see [`crate::http::tls`]).
     tls: Arc<rustls::ClientConfig>,
@@ -26,7 +30,37 @@ pub struct HttpClients {
     connect_timeout: Duration,
     /// Tunnelling clients by `(proxy, Proxy-Authorization)`: a pooled tunnel was opened
     /// with its credentials, so other credentials need other connections.
-    tunnels: RefCell<HashMap<(String, Option<String>), awc::Client>>,
+    tunnels: RefCell<HashMap<(String, Option<String>), Tunnel>>,
+}
+
+/// A proxy's tunnelling client and its never-reusing twin.
+#[derive(Clone)]
+struct Tunnel {
+    pooled: awc::Client,
+    fresh: awc::Client,
+}
+
+/// An awc client over `connector`, as every slot uses it: redirects, timeouts and
+/// default headers are the middlewares' business. `fresh`: no connection is ever
+/// taken from the pool (a keep-alive of zero makes every idle connection too old).
+/// A macro, as awc's connector bounds are not nameable outside awc.
+macro_rules! client {
+    ($connector:expr, $fresh:expr) => {{
+        let connector = $connector;
+        let connector = if $fresh {
+            connector
+                .conn_keep_alive(Duration::ZERO)
+                .conn_lifetime(Duration::ZERO)
+        } else {
+            connector
+        };
+        awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            .disable_timeout()
+            .no_default_headers()
+            .finish()
+    }};
 }
 
 impl std::fmt::Debug for HttpClients {
@@ -50,23 +84,23 @@ impl HttpClients {
             config: tls,
             certificates,
         } = TlsSetup::from_settings(settings)?;
-        let connector = awc::Connector::new()
-            // Slots do the limiting; the pool must never be the bottleneck.
-            .limit(0)
-            .timeout(timeout.max(Duration::from_millis(1)))
-            .handshake_timeout(timeout.max(Duration::from_millis(1)))
-            .rustls_0_23(tls.clone());
-        let direct = awc::Client::builder()
-            .connector(connector)
-            .disable_redirects()
-            .disable_timeout()
-            .no_default_headers()
-            .finish();
+        let connect_timeout = timeout.max(Duration::from_millis(1));
+        let connector = || {
+            awc::Connector::new()
+                // Slots do the limiting; the pool must never be the bottleneck.
+                .limit(0)
+                .timeout(connect_timeout)
+                .handshake_timeout(connect_timeout)
+                .rustls_0_23(tls.clone())
+        };
+        let direct = client!(connector(), false);
+        let fresh_direct = client!(connector(), true);
         Ok(HttpClients {
             direct,
+            fresh_direct,
             tls,
             certificates,
-            connect_timeout: timeout.max(Duration::from_millis(1)),
+            connect_timeout,
             tunnels: RefCell::new(HashMap::new()),
         })
     }
@@ -82,16 +116,22 @@ impl HttpClients {
         self.certificates.get(host)
     }
 
-    /// The client for direct requests and plain HTTP through a proxy.
-    pub fn direct(&self) -> &awc::Client {
-        &self.direct
+    /// The client for direct requests and plain HTTP through a proxy; `fresh`: its
+    /// twin that opens a new connection for every request.
+    pub fn direct(&self, fresh: bool) -> &awc::Client {
+        if fresh {
+            &self.fresh_direct
+        } else {
+            &self.direct
+        }
     }
 
     /// A client whose connections tunnel through `proxy` (an `http://host:port` URL,
     /// credentials already moved out of it) with `CONNECT`, sending
     /// `proxy_authorization` as the `CONNECT`'s `Proxy-Authorization` (see
     /// [`crate::http::tunnel`]). One client per `(proxy, credentials)` pair, built on
-    /// first use and kept, so tunnels are pooled and reused like direct connections.
+    /// first use and kept, so tunnels are pooled and reused like direct connections;
+    /// `fresh` gives its twin that opens a new tunnel for every request.
     ///
     /// # Errors
     /// `NotSupported` for a proxy that is not `http://`; `Other` if it does not parse.
@@ -99,31 +139,40 @@ impl HttpClients {
         &self,
         proxy: &str,
         proxy_authorization: Option<&str>,
+        fresh: bool,
     ) -> Result<awc::Client, DownloadError> {
         /// More distinct pairs than this (a rotating proxy pool) start the cache afresh
         /// rather than keep every pool's idle tunnels forever.
         const MAX_TUNNEL_CLIENTS: usize = 256;
         let key = (proxy.to_string(), proxy_authorization.map(str::to_string));
-        if let Some(client) = self.tunnels.borrow().get(&key) {
-            return Ok(client.clone());
+        let pick = |t: &Tunnel| {
+            if fresh {
+                t.fresh.clone()
+            } else {
+                t.pooled.clone()
+            }
+        };
+        if let Some(tunnel) = self.tunnels.borrow().get(&key) {
+            return Ok(pick(tunnel));
         }
-        let connector = awc::Connector::new()
-            .connector(TunnelConnector::new(proxy, proxy_authorization)?)
-            .limit(0)
-            .timeout(self.connect_timeout)
-            .handshake_timeout(self.connect_timeout)
-            .rustls_0_23(self.tls_config());
-        let client = awc::Client::builder()
-            .connector(connector)
-            .disable_redirects()
-            .disable_timeout()
-            .no_default_headers()
-            .finish();
+        let connector = || -> Result<_, DownloadError> {
+            Ok(awc::Connector::new()
+                .connector(TunnelConnector::new(proxy, proxy_authorization)?)
+                .limit(0)
+                .timeout(self.connect_timeout)
+                .handshake_timeout(self.connect_timeout)
+                .rustls_0_23(self.tls_config()))
+        };
+        let tunnel = Tunnel {
+            pooled: client!(connector()?, false),
+            fresh: client!(connector()?, true),
+        };
+        let chosen = pick(&tunnel);
         let mut tunnels = self.tunnels.borrow_mut();
         if tunnels.len() >= MAX_TUNNEL_CLIENTS {
             tunnels.clear();
         }
-        tunnels.insert(key, client.clone());
-        Ok(client)
+        tunnels.insert(key, tunnel);
+        Ok(chosen)
     }
 }
