@@ -116,6 +116,32 @@ proptest! {
         prop_assert!(started.elapsed() < BOUND);
     }
 
+    /// Any robots.txt body (bytes, or lines built from its own directives) parses, and
+    /// asking it about any path and user agent answers without a panic, in bounded time.
+    #[test]
+    fn robots_txt(
+        raw in proptest::collection::vec(any::<u8>(), 0..3000),
+        lines in proptest::collection::vec(
+            (proptest::sample::select(vec![
+                "User-agent", "Disallow", "Allow", "Crawl-delay", "Sitemap", "Request-rate", "#", "",
+            ]), "[ -~]{0,40}"),
+            0..60,
+        ),
+        path in "[ -~]{0,60}",
+        agent in "[ -~]{0,30}",
+    ) {
+        use arachne::middleware::robotstxt::{best_agent_token, user_agent_tokens, RobotsRules};
+        let started = Instant::now();
+        let built: String = lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        for body in [raw.as_slice(), built.as_bytes()] {
+            let rules = RobotsRules::parse(body);
+            let _ = rules.allowed(&format!("http://127.0.0.1/{path}"), &agent);
+            let tokens = user_agent_tokens(body);
+            let _ = best_agent_token(&tokens, &agent);
+        }
+        prop_assert!(started.elapsed() < BOUND);
+    }
+
     /// Any `-s` argument is set or refused with an error; validation never panics.
     #[test]
     fn settings_strings(pair in "[ -~]{0,80}", value in "[ -~]{0,40}") {

@@ -92,6 +92,20 @@ pub const MAX_NODES: usize = 2_000_000;
 /// ```
 pub const MAX_ATTRIBUTES: usize = 4_000_000;
 
+/// Parse errors at which parsing stops ([`HtmlLimitExceeded::ParseErrors`]).
+///
+/// Errors are counted, not stored, so they cost no memory; but every one means
+/// html5ever took its slow path for that character, and a body of garbage (a
+/// gigabyte of NUL bytes served as `text/html`, one error per byte) then costs minutes
+/// of parsing for a document with nothing in it. Real pages, even badly broken ones,
+/// have hundreds or thousands; a million means the input is not HTML.
+///
+/// ```
+/// use arachne::selector::tree::{HtmlLimits, MAX_PARSE_ERRORS};
+/// assert_eq!(HtmlLimits::default().max_parse_errors, MAX_PARSE_ERRORS);
+/// ```
+pub const MAX_PARSE_ERRORS: usize = 1_000_000;
+
 /// Bytes handed to html5ever at a time. Limits are checked between chunks (html5ever
 /// cannot be stopped in the middle of one), so this bounds the overshoot: at most
 /// ~340 open elements past [`MAX_OPEN_ELEMENTS`], and a correspondingly small number
@@ -133,6 +147,8 @@ pub struct HtmlLimits {
     /// Attributes stored (clones included) at which parsing stops; elements created
     /// after that carry none. See [`MAX_ATTRIBUTES`].
     pub max_attributes: usize,
+    /// Parse errors at which parsing stops. See [`MAX_PARSE_ERRORS`].
+    pub max_parse_errors: usize,
 }
 
 impl Default for HtmlLimits {
@@ -142,6 +158,7 @@ impl Default for HtmlLimits {
             max_open_elements: MAX_OPEN_ELEMENTS,
             max_nodes: MAX_NODES,
             max_attributes: MAX_ATTRIBUTES,
+            max_parse_errors: MAX_PARSE_ERRORS,
         }
     }
 }
@@ -180,16 +197,23 @@ pub enum HtmlLimitExceeded {
         /// The [`HtmlLimits::max_attributes`] in force.
         limit: usize,
     },
+    /// More than `limit` parse errors: the input is not HTML.
+    #[error("HTML document has more than {limit} parse errors; the document was truncated there")]
+    ParseErrors {
+        /// The [`HtmlLimits::max_parse_errors`] in force.
+        limit: usize,
+    },
 }
 
 impl HtmlLimitExceeded {
-    /// The stats name of the limit: `depth`, `nodes` or `attributes`
+    /// The stats name of the limit: `depth`, `nodes`, `attributes` or `parse_errors`
     /// (`html/truncated/<kind>`).
     pub fn kind(&self) -> &'static str {
         match self {
             HtmlLimitExceeded::Depth { .. } => "depth",
             HtmlLimitExceeded::Nodes { .. } => "nodes",
             HtmlLimitExceeded::Attributes { .. } => "attributes",
+            HtmlLimitExceeded::ParseErrors { .. } => "parse_errors",
         }
     }
 }
@@ -698,6 +722,11 @@ impl TreeSink for Builder {
 
     fn parse_error(&mut self, _msg: Cow<'static, str>) {
         self.parse_errors = self.parse_errors.saturating_add(1);
+        if self.parse_errors > self.limits.max_parse_errors {
+            self.exceed(HtmlLimitExceeded::ParseErrors {
+                limit: self.limits.max_parse_errors,
+            });
+        }
     }
 
     fn get_document(&mut self) -> usize {
@@ -1020,6 +1049,30 @@ mod tests {
             })
             .sum();
         assert!(stored <= 10);
+    }
+
+    /// A body of garbage stops at the parse-error limit, keeping what came before it.
+    #[test]
+    fn stops_at_parse_error_limit() {
+        let limits = HtmlLimits {
+            max_parse_errors: 1000,
+            ..HtmlLimits::default()
+        };
+        let input = format!("<title>t</title>{}", "\0".repeat(100_000));
+        let parsed = parse_chunked(&input, &limits, 64);
+        assert_eq!(
+            parsed.truncated,
+            Some(HtmlLimitExceeded::ParseErrors { limit: 1000 })
+        );
+        assert!(parsed.parse_errors < 2000, "{}", parsed.parse_errors);
+        let title = parsed
+            .document
+            .find(select::predicate::Name("title"))
+            .next();
+        assert_eq!(title.map(|t| t.text()), Some("t".to_string()));
+        // Below the limit, nothing changes.
+        let parsed = parse_chunked("<p>a\0b</p>", &HtmlLimits::default(), 64);
+        assert!(parsed.truncated.is_none());
     }
 
     #[test]
