@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 
 use super::downloader::{CloseDownloader, Downloader};
 use super::pipeline::{ClosePipeline, ItemPipeline, OpenPipeline, ProcessItem};
-use super::scheduler::{Batch, CloseScheduler, Enqueue, NextRequests, Scheduler};
+use super::scheduler::{Batch, CloseScheduler, Done, Enqueue, NextRequests, Scheduler};
 use super::spider::{Parse, RunErrback, WorkerPool};
 use crate::error::{catch_panic, ConfigError, DownloadError};
 use crate::handle::downloader::Fetch;
@@ -43,6 +43,7 @@ use crate::handle::{SignalsHandle, StatsHandle};
 use crate::http::{Request, Response};
 use crate::middleware::downloader::Fetched;
 use crate::middleware::spider::SpiderMiddlewares;
+use crate::scheduler::Ticket;
 use crate::settings::Settings;
 use crate::signals::{
     CloseReason, EngineStarted, EngineStopped, IdleVote, RequestDropped, RequestScheduled,
@@ -52,6 +53,8 @@ use crate::spider::{
     CallbackData, CallbackResult, DynSpider, Failure, FailureKind, OutputEntry, SpiderError, Start,
 };
 use crate::stats::{Key, StatsMap};
+
+use std::collections::HashMap;
 
 /// Opens the spider and starts crawling.
 #[derive(Debug, Message)]
@@ -69,6 +72,11 @@ pub struct EngineConfig {
     pub max_active_size: usize,
     /// `STATS_DUMP`.
     pub stats_dump: bool,
+    /// How many entries of the spider's start stream an earlier run of the job
+    /// consumed: skipped, not crawled again.
+    pub skip_start: u64,
+    /// The crawl has a `JOBDIR`: how far the start stream got is recorded.
+    pub persistent: bool,
 }
 
 impl EngineConfig {
@@ -79,6 +87,8 @@ impl EngineConfig {
             concurrent_items: s.get_usize("CONCURRENT_ITEMS")?.max(1),
             max_active_size: s.get_usize("SCRAPER_SLOT_MAX_ACTIVE_SIZE")?.max(1),
             stats_dump: s.get_bool("STATS_DUMP")?,
+            skip_start: 0,
+            persistent: !s.get_str("JOBDIR").is_empty(),
         })
     }
 }
@@ -151,6 +161,16 @@ pub struct Engine {
     /// Paused by `SetPaused`: nothing new is pulled and the spider is not idle-closed.
     paused: bool,
     spider_mws: Rc<SpiderMiddlewares>,
+    /// Tickets of requests from a persistent queue that are not finished yet, with how
+    /// many pieces of work (the download and what follows it, each item, each enqueue
+    /// of follow-up requests) each still waits for.
+    tickets: HashMap<Ticket, u32>,
+    /// Finished tickets not yet handed back to the scheduler.
+    acks: Vec<Ticket>,
+    /// A `Done` is on its way to the scheduler, with this many tickets.
+    acking: usize,
+    /// Start stream entries consumed, those of earlier runs of the job included.
+    start_consumed: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -195,7 +215,59 @@ impl Engine {
             asking_idle: false,
             paused: false,
             spider_mws: Rc::new(parts.spider_mws),
+            tickets: HashMap::new(),
+            acks: Vec::new(),
+            acking: 0,
+            start_consumed: 0,
         }
+    }
+
+    /// One more piece of work for a ticketed request.
+    fn hold(&mut self, ticket: Option<Ticket>) {
+        if let Some(t) = ticket {
+            *self.tickets.entry(t).or_insert(0) += 1;
+        }
+    }
+
+    /// A piece of work of a ticketed request is over; the last one makes the request
+    /// finished, and its ticket goes back to the scheduler.
+    fn release(&mut self, ticket: Option<Ticket>, ctx: &mut Context<Self>) {
+        let Some(t) = ticket else { return };
+        let finished = match self.tickets.get_mut(&t) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if finished {
+            self.tickets.remove(&t);
+            self.acks.push(t);
+            self.send_acks(ctx);
+        }
+    }
+
+    /// Hands finished tickets to the scheduler, one `Done` at a time (those finished
+    /// meanwhile go in the next). The feeds are flushed first: a request is finished
+    /// in the job's log only once its items are in the feed files.
+    fn send_acks(&mut self, ctx: &mut Context<Self>) {
+        if self.acking > 0 || self.acks.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.acks);
+        self.acking = acks.len();
+        crate::actors::extensions::feedexport::flush_feed_buffers();
+        ctx.spawn(
+            self.scheduler
+                .send(Done(acks))
+                .into_actor(self)
+                .map(|_, act, ctx| {
+                    act.acking = 0;
+                    act.send_acks(ctx);
+                    act.pump(ctx);
+                }),
+        );
     }
 
     fn inc(&self, key: impl Into<Key>) {
@@ -209,14 +281,22 @@ impl Engine {
         }
     }
 
+    /// Requests of a job taken from its queue and not yet finished for good (their
+    /// `Done` written): what a kill would make the next run crawl again.
+    fn unfinished(&self) -> usize {
+        self.tickets.len() + self.acks.len() + self.acking
+    }
+
     fn can_pull(&self) -> bool {
-        self.downloading < self.cfg.concurrent_requests
+        self.downloading.max(self.unfinished()) < self.cfg.concurrent_requests
             && self.active_bytes < self.cfg.max_active_size
             && self.items < self.cfg.concurrent_items
     }
 
     fn busy(&self) -> bool {
-        self.downloading > 0
+        self.acking > 0
+            || !self.acks.is_empty()
+            || self.downloading > 0
             || self.parsing > 0
             || self.items > 0
             || self.enqueues > 0
@@ -236,7 +316,10 @@ impl Engine {
         self.feed_start_requests(ctx);
         if !self.pulling && self.can_pull() && (self.pending > 0 || self.enqueues > 0) {
             self.pulling = true;
-            let max = self.cfg.concurrent_requests - self.downloading;
+            // With a JOBDIR, requests being parsed count too: at most
+            // CONCURRENT_REQUESTS are ever taken and unfinished, so at most that many
+            // are crawled again after a kill.
+            let max = self.cfg.concurrent_requests - self.downloading.max(self.unfinished());
             ctx.spawn(
                 self.scheduler
                     .send(NextRequests { max })
@@ -246,8 +329,8 @@ impl Engine {
                         match res {
                             Ok(batch) => {
                                 act.set_pending(&batch);
-                                for r in batch.requests {
-                                    act.fetch(r, ctx);
+                                for s in batch.requests {
+                                    act.fetch(s.request, s.ticket, ctx);
                                 }
                             }
                             Err(e) => act.core_failure("scheduler", e, ctx),
@@ -274,18 +357,40 @@ impl Engine {
         let want = self.cfg.concurrent_requests;
         // Bounded so a stream of endless errors cannot hold the engine.
         let budget = want.saturating_mul(10);
+        // A resumed job skips what its earlier runs consumed.
+        let skip = self.cfg.skip_start.saturating_sub(self.start_consumed);
         let pull = async move {
             use futures_util::StreamExt;
             let mut entries = Vec::new();
             let mut errors = Vec::new();
             let mut exhausted = false;
+            let mut pulled = 0u64;
+            let mut skipped = 0u64;
+            while skipped < skip {
+                match catch_panic(stream.next()).await {
+                    Ok(Some(_)) => skipped += 1,
+                    Ok(None) | Err(_) => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
             for _ in 0..budget {
+                if exhausted {
+                    break;
+                }
                 if entries.len() >= want {
                     break;
                 }
                 match catch_panic(stream.next()).await {
-                    Ok(Some(Ok(entry))) => entries.push(entry),
-                    Ok(Some(Err(e))) => errors.push(e),
+                    Ok(Some(Ok(entry))) => {
+                        pulled += 1;
+                        entries.push(entry)
+                    }
+                    Ok(Some(Err(e))) => {
+                        pulled += 1;
+                        errors.push(e)
+                    }
                     Ok(None) => {
                         exhausted = true;
                         break;
@@ -297,12 +402,25 @@ impl Engine {
                     }
                 }
             }
-            (stream, entries, errors, exhausted)
+            (
+                stream,
+                entries,
+                errors,
+                exhausted,
+                pulled + skipped,
+                skipped,
+            )
         };
         ctx.spawn(
             pull.into_actor(self)
-                .map(|(stream, entries, errors, exhausted), act, ctx| {
+                .map(|(stream, entries, errors, exhausted, consumed, skipped), act, ctx| {
                     act.start_pulling = false;
+                    if skipped > 0 {
+                        log::info!(
+                            "Resuming the start requests after the {skipped} an earlier run of the job consumed"
+                        );
+                    }
+                    act.start_consumed += consumed;
                     if !exhausted {
                         act.start = Some(stream);
                     }
@@ -318,11 +436,13 @@ impl Engine {
                                     batch.push(r);
                                 }
                             }
-                            OutputEntry::Item(item) => act.process_item(item, None, ctx),
+                            OutputEntry::Item(item) => act.process_item(item, None, None, ctx),
                         }
                     }
-                    if !batch.is_empty() {
-                        act.enqueue(batch, ctx);
+                    // With a JOBDIR the scheduler records how far the stream got.
+                    let offset = (act.cfg.persistent && consumed > 0).then_some(act.start_consumed);
+                    if !batch.is_empty() || offset.is_some() {
+                        act.enqueue_from(batch, None, offset, ctx);
                     }
                     act.pump(ctx);
                 }),
@@ -352,9 +472,22 @@ impl Engine {
     /// the rest go to the scheduler, and each it refuses is announced as
     /// `RequestDropped`. Counted in `enqueues` until the scheduler has answered.
     fn enqueue(&mut self, batch: Vec<Request>, ctx: &mut Context<Self>) {
+        self.enqueue_from(batch, None, None, ctx)
+    }
+
+    /// [`Engine::enqueue`] for the follow-up requests of a ticketed request (the ticket
+    /// waits for the scheduler's answer) or for start requests (`start_consumed`).
+    fn enqueue_from(
+        &mut self,
+        batch: Vec<Request>,
+        ticket: Option<Ticket>,
+        start_consumed: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         self.enqueues += 1;
+        self.hold(ticket);
         if !self.bus.has_subscribers::<RequestScheduled>() {
-            return self.offer(batch, ctx);
+            return self.offer(batch, ticket, start_consumed, ctx);
         }
         let asks: Vec<_> = batch
             .into_iter()
@@ -365,7 +498,7 @@ impl Engine {
             })
             .collect();
         let vote = futures_util::future::join_all(asks);
-        ctx.spawn(vote.into_actor(self).map(|answers, act, ctx| {
+        ctx.spawn(vote.into_actor(self).map(move |answers, act, ctx| {
             let mut kept = Vec::with_capacity(answers.len());
             for (r, votes) in answers {
                 if votes.contains(&ScheduleVote::Ignore) {
@@ -379,18 +512,28 @@ impl Engine {
                 // Handlers have dropped their copies by now; a clone only if one kept it.
                 kept.push(Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()));
             }
-            act.offer(kept, ctx);
+            act.offer(kept, ticket, start_consumed, ctx);
         }));
     }
 
     /// Hands a batch to the scheduler; the caller has counted it in `enqueues`.
-    fn offer(&mut self, batch: Vec<Request>, ctx: &mut Context<Self>) {
+    fn offer(
+        &mut self,
+        batch: Vec<Request>,
+        ticket: Option<Ticket>,
+        start_consumed: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         ctx.spawn(
             self.scheduler
-                .send(Enqueue(batch))
+                .send(Enqueue {
+                    requests: batch,
+                    start_consumed,
+                })
                 .into_actor(self)
-                .map(|res, act, ctx| {
+                .map(move |res, act, ctx| {
                     act.enqueues -= 1;
+                    act.release(ticket, ctx);
                     match res {
                         Ok(b) => {
                             act.set_pending(&b);
@@ -409,14 +552,15 @@ impl Engine {
         );
     }
 
-    fn fetch(&mut self, request: Request, ctx: &mut Context<Self>) {
+    fn fetch(&mut self, request: Request, ticket: Option<Ticket>, ctx: &mut Context<Self>) {
         self.downloading += 1;
+        self.hold(ticket);
         let label = format!("<{} {}>", request.method, request.url);
         ctx.spawn(self.downloader.send(Fetch(request)).into_actor(self).map(
             move |res, act, ctx| {
                 act.downloading -= 1;
                 match res {
-                    Ok(fetched) => act.on_fetched(fetched, &label, ctx),
+                    Ok(fetched) => act.on_fetched(fetched, &label, ticket, ctx),
                     Err(e) => act.core_failure("downloader", e, ctx),
                 }
                 act.pump(ctx);
@@ -424,7 +568,15 @@ impl Engine {
         ));
     }
 
-    fn on_fetched(&mut self, fetched: Fetched, label: &str, ctx: &mut Context<Self>) {
+    /// The download's piece of `ticket`'s work ends here or is handed on (to parsing,
+    /// an errback, or the enqueue of a rescheduled request).
+    fn on_fetched(
+        &mut self,
+        fetched: Fetched,
+        label: &str,
+        ticket: Option<Ticket>,
+        ctx: &mut Context<Self>,
+    ) {
         match fetched {
             Fetched::Response(response) => {
                 let response = Arc::new(response);
@@ -441,9 +593,12 @@ impl Engine {
                 self.bus.emit(ResponseReceived {
                     response: response.clone(),
                 });
-                self.scrape(response, ctx);
+                self.scrape(response, ticket, ctx);
             }
-            Fetched::Reschedule(request) => self.enqueue(vec![request], ctx),
+            Fetched::Reschedule(request) => {
+                self.enqueue_from(vec![request], ticket, None, ctx);
+                self.release(ticket, ctx);
+            }
             Fetched::Failed(request, e) => {
                 match &e {
                     DownloadError::Ignored(why) => log::debug!("Ignored {label}: {why}"),
@@ -452,13 +607,22 @@ impl Engine {
                     }
                     _ => log::error!("Error downloading {label}: {e}"),
                 }
+                // Cut short by the shutdown: not finished, so a job crawls it again.
+                if matches!(e, DownloadError::Cancelled) {
+                    if let Some(t) = ticket {
+                        self.tickets.remove(&t);
+                    }
+                    return;
+                }
                 if let Some(errback) = request.errback.clone() {
                     let failure = Failure {
                         request,
                         error: FailureKind::Download(e),
                     };
                     self.parsing += 1;
-                    self.run_errback(errback, failure, None, 0, ctx);
+                    self.run_errback(errback, failure, None, 0, ticket, ctx);
+                } else {
+                    self.release(ticket, ctx);
                 }
             }
         }
@@ -466,7 +630,7 @@ impl Engine {
 
     /// A response on its way to the spider: spider middlewares' input, then the
     /// callback — or, when the input is refused, the errback.
-    fn scrape(&mut self, response: Arc<Response>, ctx: &mut Context<Self>) {
+    fn scrape(&mut self, response: Arc<Response>, ticket: Option<Ticket>, ctx: &mut Context<Self>) {
         let bytes = response.body.len();
         self.parsing += 1;
         self.active_bytes += bytes;
@@ -481,14 +645,14 @@ impl Engine {
             })
         };
         ctx.spawn(input.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => act.run_callback(response, bytes, ctx),
+            Ok(()) => act.run_callback(response, bytes, ticket, ctx),
             Err(kind) => match response.request.errback.clone() {
                 Some(errback) => {
                     let failure = Failure {
                         request: response.request.clone(),
                         error: kind,
                     };
-                    act.run_errback(errback, failure, Some(response), bytes, ctx);
+                    act.run_errback(errback, failure, Some(response), bytes, ticket, ctx);
                 }
                 // No errback: the refusal goes down the spider middlewares'
                 // exception chain, as Scrapy's does — HttpErrorMiddleware counts and
@@ -504,13 +668,19 @@ impl Engine {
                         FailureKind::Download(e) => SpiderError::new(e.kind(), e.to_string()),
                     };
                     let parent = response.request.clone();
-                    act.on_output(parent, Some(response), bytes, Err(error), ctx);
+                    act.on_output(parent, Some(response), bytes, Err(error), ticket, ctx);
                 }
             },
         }));
     }
 
-    fn run_callback(&mut self, response: Arc<Response>, bytes: usize, ctx: &mut Context<Self>) {
+    fn run_callback(
+        &mut self,
+        response: Arc<Response>,
+        bytes: usize,
+        ticket: Option<Ticket>,
+        ctx: &mut Context<Self>,
+    ) {
         let worker = self.workers.pick();
         ctx.spawn(
             worker
@@ -522,7 +692,7 @@ impl Engine {
                     let res =
                         res.unwrap_or_else(|e| Err(SpiderError::new("WorkerGone", e.to_string())));
                     let parent = response.request.clone();
-                    act.on_output(parent, Some(response), bytes, res, ctx);
+                    act.on_output(parent, Some(response), bytes, res, ticket, ctx);
                 }),
         );
     }
@@ -534,6 +704,7 @@ impl Engine {
         failure: Failure,
         response: Option<Arc<Response>>,
         bytes: usize,
+        ticket: Option<Ticket>,
         ctx: &mut Context<Self>,
     ) {
         let worker = self.workers.pick();
@@ -545,7 +716,7 @@ impl Engine {
                 .map(move |res, act, ctx| {
                     let res =
                         res.unwrap_or_else(|e| Err(SpiderError::new("WorkerGone", e.to_string())));
-                    act.on_output(request, response, bytes, res, ctx);
+                    act.on_output(request, response, bytes, res, ticket, ctx);
                 }),
         );
     }
@@ -558,6 +729,7 @@ impl Engine {
         response: Option<Arc<Response>>,
         bytes: usize,
         res: CallbackResult,
+        ticket: Option<Ticket>,
         ctx: &mut Context<Self>,
     ) {
         let mws = self.spider_mws.clone();
@@ -593,13 +765,13 @@ impl Engine {
                     for entry in entries {
                         match entry {
                             OutputEntry::Item(item) => {
-                                act.process_item(item, response.clone(), ctx)
+                                act.process_item(item, response.clone(), ticket, ctx)
                             }
                             OutputEntry::Request(r) => requests.push(r),
                         }
                     }
                     if !requests.is_empty() {
-                        act.enqueue(requests, ctx);
+                        act.enqueue_from(requests, ticket, None, ctx);
                     }
                 }
                 Err((e, parent)) => {
@@ -617,6 +789,7 @@ impl Engine {
                     });
                 }
             }
+            act.release(ticket, ctx);
             act.pump(ctx);
         }));
     }
@@ -625,15 +798,18 @@ impl Engine {
         &mut self,
         item: crate::item::Item,
         response: Option<Arc<Response>>,
+        ticket: Option<Ticket>,
         ctx: &mut Context<Self>,
     ) {
         self.items += 1;
+        self.hold(ticket);
         ctx.spawn(
             self.pipeline
                 .send(ProcessItem { item, response })
                 .into_actor(self)
-                .map(|_, act, ctx| {
+                .map(move |_, act, ctx| {
                     act.items -= 1;
+                    act.release(ticket, ctx);
                     act.pump(ctx);
                 }),
         );

@@ -1,27 +1,44 @@
-//! The Scheduler: Scrapy's tiny interface — enqueue (→ accepted?), next request,
-//! pending count, close — over the memory priority queue and the duplicate filter.
-//! It never calls the Engine, so the Engine may await it without deadlock.
+//! The Scheduler actor: a mailbox around a [`RequestScheduler`] (Scrapy's interface —
+//! enqueue → accepted?, next request, pending count, close; see
+//! [`crate::scheduler`]). It never calls the Engine, so the Engine may await it without
+//! deadlock.
 //!
-//! Commands: [`Enqueue`], [`NextRequests`], [`CloseScheduler`]. It emits no signal:
-//! like Scrapy's `enqueue_request → bool` it answers which requests it refused, and
-//! the Engine sends `RequestScheduled` (before) and `RequestDropped` (for those).
-//! Stats: `scheduler/enqueued[/memory]`, `scheduler/dequeued[/memory]`,
-//! `dupefilter/filtered`.
+//! Commands: [`Enqueue`], [`NextRequests`], [`Done`], [`CloseScheduler`]. It emits no
+//! signal: like Scrapy's `enqueue_request → bool` it answers which requests it refused,
+//! and the Engine sends `RequestScheduled` (before) and `RequestDropped` (for those).
+//! A scheduler error (a disk queue that cannot be written) is logged and counted
+//! (`scheduler/errors`); the requests concerned are handed back as refused.
+
+use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::dupefilter::MemoryDupeFilter;
-use crate::error::ConfigError;
 use crate::handle::StatsHandle;
 use crate::http::Request;
-use crate::queue::{MemoryQueue, QueueOrder};
-use crate::settings::Settings;
+use crate::jobdir::Jobdir;
+use crate::scheduler::{save_start_offset, RequestScheduler, Scheduled, Ticket};
 
 /// Offers requests; answers with the number still pending afterwards and the
 /// requests the duplicate filter refused.
 #[derive(Debug, Message)]
 #[rtype(result = "Batch")]
-pub struct Enqueue(pub Vec<Request>);
+pub struct Enqueue {
+    /// The requests.
+    pub requests: Vec<Request>,
+    /// For requests from the spider's start stream: how many start entries have been
+    /// consumed in all, these included (persisted with a `JOBDIR`).
+    pub start_consumed: Option<u64>,
+}
+
+impl Enqueue {
+    /// Requests that are not start requests.
+    pub fn new(requests: Vec<Request>) -> Self {
+        Enqueue {
+            requests,
+            start_consumed: None,
+        }
+    }
+}
 
 /// Takes up to `max` requests, highest priority first.
 #[derive(Debug, Message)]
@@ -31,11 +48,17 @@ pub struct NextRequests {
     pub max: usize,
 }
 
+/// Requests handed out with these tickets are finished (see
+/// [`RequestScheduler::done`]); made durable before the answer.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Done(pub Vec<Ticket>);
+
 /// What [`NextRequests`] returns.
 #[derive(Debug, Default, actix::MessageResponse)]
 pub struct Batch {
     /// The requests, in order.
-    pub requests: Vec<Request>,
+    pub requests: Vec<Scheduled>,
     /// How many are still pending after these.
     pub pending: usize,
     /// The scheduler's operation counter when it answered: replies may be handled
@@ -52,39 +75,48 @@ pub struct Batch {
 pub struct CloseScheduler;
 
 /// The scheduler actor.
-#[derive(Debug)]
 pub struct Scheduler {
-    queue: MemoryQueue,
-    dupefilter: MemoryDupeFilter,
-    debug: bool,
-    logged_dupe: bool,
+    inner: Box<dyn RequestScheduler>,
+    job: Option<Arc<Jobdir>>,
     seq: u64,
     stats: StatsHandle,
+    failed: bool,
 }
 
-impl Scheduler {
-    /// Reads `SCHEDULER_MEMORY_QUEUE` and `DUPEFILTER_DEBUG`.
-    pub fn from_settings(settings: &Settings, stats: StatsHandle) -> Result<Self, ConfigError> {
-        Ok(Scheduler {
-            queue: MemoryQueue::new(QueueOrder::from_setting(
-                &settings.get_str("SCHEDULER_MEMORY_QUEUE"),
-            )?),
-            dupefilter: MemoryDupeFilter::default(),
-            debug: settings.get_bool("DUPEFILTER_DEBUG")?,
-            logged_dupe: false,
-            seq: 0,
-            stats,
-        })
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("pending", &self.inner.pending())
+            .finish_non_exhaustive()
     }
 }
 
 impl Scheduler {
-    /// Adds `n` to each counter (one message per key per batch, not per request).
-    fn count(&self, keys: &[&'static str], n: i64) {
-        if n > 0 {
-            for key in keys {
-                self.stats.inc_by(*key, n);
-            }
+    /// A mailbox around `inner`; `job` is the open `JOBDIR`, if any.
+    pub fn new(
+        inner: Box<dyn RequestScheduler>,
+        job: Option<Arc<Jobdir>>,
+        stats: StatsHandle,
+    ) -> Self {
+        if let Some(n) = inner.resumed_pending() {
+            log::info!("Resuming crawl ({n} requests scheduled)");
+        }
+        Scheduler {
+            inner,
+            job,
+            seq: 0,
+            stats,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, what: &str, e: crate::scheduler::SchedulerError) {
+        self.stats.inc("scheduler/errors");
+        if !self.failed {
+            self.failed = true;
+            log::error!("Scheduler failed to {what}: {e}");
+        } else {
+            log::debug!("Scheduler failed to {what}: {e}");
         }
     }
 }
@@ -97,39 +129,31 @@ impl Handler<Enqueue> for Scheduler {
     type Result = Batch;
     fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Batch {
         self.seq += 1;
-        let mut accepted = 0i64;
         let mut refused = Vec::new();
-        for request in msg.0 {
-            // As in Scrapy, a `dont_filter` request is neither checked nor remembered.
-            if !request.dont_filter && self.dupefilter.request_seen(&request) {
-                if self.debug {
-                    log::debug!(
-                        "Filtered duplicate request: <{} {}>",
-                        request.method,
-                        request.url
-                    );
-                } else if !self.logged_dupe {
-                    self.logged_dupe = true;
-                    log::debug!(
-                        "Filtered duplicate request: <{} {}> - no more duplicates will be shown (see DUPEFILTER_DEBUG to show all duplicates)",
-                        request.method,
-                        request.url
-                    );
-                }
-                refused.push(request);
-                continue;
+        for request in msg.requests {
+            match self.inner.enqueue(request) {
+                Ok(None) => {}
+                Ok(Some(r)) => refused.push(r),
+                Err(e) => self.fail("enqueue a request", e),
             }
-            self.queue.push(request);
-            accepted += 1;
         }
-        self.count(
-            &["scheduler/enqueued/memory", "scheduler/enqueued"],
-            accepted,
-        );
-        self.count(&["dupefilter/filtered"], refused.len() as i64);
+        if let (Some(job), Some(consumed)) = (&self.job, msg.start_consumed) {
+            // The start requests are in the log before the offset says they were taken.
+            match self.inner.flush() {
+                Ok(()) => {
+                    if let Err(e) = save_start_offset(job, consumed) {
+                        log::error!(
+                            "Cannot save the start offset in {}: {e}",
+                            job.path().display()
+                        );
+                    }
+                }
+                Err(e) => self.fail("write the queue", e),
+            }
+        }
         Batch {
             requests: Vec::new(),
-            pending: self.queue.len(),
+            pending: self.inner.pending(),
             seq: self.seq,
             refused,
         }
@@ -140,18 +164,31 @@ impl Handler<NextRequests> for Scheduler {
     type Result = Batch;
     fn handle(&mut self, msg: NextRequests, _: &mut Context<Self>) -> Batch {
         self.seq += 1;
-        let requests: Vec<Request> = std::iter::from_fn(|| self.queue.pop())
-            .take(msg.max)
-            .collect();
-        self.count(
-            &["scheduler/dequeued/memory", "scheduler/dequeued"],
-            requests.len() as i64,
-        );
+        let mut requests = Vec::with_capacity(msg.max.min(1024));
+        while requests.len() < msg.max {
+            match self.inner.next() {
+                Ok(Some(s)) => requests.push(s),
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail("read the queue", e);
+                    break;
+                }
+            }
+        }
         Batch {
             requests,
-            pending: self.queue.len(),
+            pending: self.inner.pending(),
             seq: self.seq,
             refused: Vec::new(),
+        }
+    }
+}
+
+impl Handler<Done> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Done, _: &mut Context<Self>) {
+        if let Err(e) = self.inner.done(&msg.0).and_then(|()| self.inner.flush()) {
+            self.fail("record finished requests", e);
         }
     }
 }
@@ -159,9 +196,21 @@ impl Handler<NextRequests> for Scheduler {
 impl Handler<CloseScheduler> for Scheduler {
     type Result = usize;
     fn handle(&mut self, _: CloseScheduler, ctx: &mut Context<Self>) -> usize {
-        let left = self.queue.len();
+        let left = match self.inner.close() {
+            Ok(left) => left,
+            Err(e) => {
+                self.fail("close", e);
+                self.inner.pending()
+            }
+        };
         if left > 0 {
-            log::info!("Scheduler closed with {left} requests still pending");
+            match &self.job {
+                Some(job) => log::info!(
+                    "Scheduler closed with {left} requests still pending, kept in {} for the next run",
+                    job.path().display()
+                ),
+                None => log::info!("Scheduler closed with {left} requests still pending"),
+            }
         }
         ctx.stop();
         left

@@ -24,11 +24,13 @@ use crate::extension::{
 use crate::handle::engine::CloseSpider;
 use crate::handle::{DownloaderHandle, EngineHandle};
 use crate::http::client::HttpClients;
+use crate::jobdir::Jobdir;
 use crate::middleware::downloader::{
     DownloaderMiddleware, DownloaderMiddlewareRegistry, DownloaderMiddlewares,
 };
 use crate::middleware::spider::{SpiderMiddleware, SpiderMiddlewareRegistry, SpiderMiddlewares};
 use crate::pipeline::ItemPipeline as Stage;
+use crate::scheduler::{Frontier, RequestScheduler};
 use crate::settings::{Priority, Settings};
 use crate::signals::CloseReason;
 use crate::spider::{DynSpider, Spider};
@@ -40,6 +42,27 @@ pub type PipelineFactory =
 
 /// The pipeline stage registry `ITEM_PIPELINES` names stages in.
 pub type PipelineRegistry = Registry<PipelineFactory>;
+
+/// Builds the crawl's scheduler (see [`crate::scheduler`]).
+pub type SchedulerFactory =
+    dyn Fn(&CrawlerHandle) -> Result<Box<dyn RequestScheduler>, ConfigError> + Send + Sync;
+
+/// The scheduler registry `SCHEDULER` names a scheduler in; it holds Scrapy's default
+/// (`scrapy.core.scheduler.Scheduler`, or just `Scheduler`).
+pub type SchedulerRegistry = Registry<SchedulerFactory>;
+
+fn builtin_schedulers() -> SchedulerRegistry {
+    let mut r = SchedulerRegistry::default();
+    r.insert(
+        "Scheduler",
+        Arc::new(|crawler: &CrawlerHandle| {
+            let frontier = Frontier::from_settings(&crawler.settings, crawler.jobdir())?
+                .with_stats(crawler.stats().clone());
+            Ok(Box::new(frontier) as Box<dyn RequestScheduler>)
+        }),
+    );
+    r
+}
 
 /// Why a crawl could not run.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +89,8 @@ pub struct Components {
     pub downloader_middlewares: DownloaderMiddlewareRegistry,
     /// Spider middlewares by name.
     pub spider_middlewares: SpiderMiddlewareRegistry,
+    /// Schedulers by name.
+    pub schedulers: SchedulerRegistry,
 }
 
 impl Default for Components {
@@ -75,6 +100,7 @@ impl Default for Components {
             pipelines: PipelineRegistry::default(),
             downloader_middlewares: crate::middleware::builtin_downloader(),
             spider_middlewares: crate::middleware::builtin_spider(),
+            schedulers: builtin_schedulers(),
         }
     }
 }
@@ -120,6 +146,19 @@ macro_rules! component_builders {
                 + 'static,
         ) -> Self {
             self.components.downloader_middlewares.register(name, factory);
+            self
+        }
+
+        /// Registers a scheduler under `name`; choose it with `SCHEDULER`.
+        pub fn scheduler(
+            mut self,
+            name: &str,
+            factory: impl Fn(&CrawlerHandle) -> Result<Box<dyn crate::scheduler::RequestScheduler>, ConfigError>
+                + Send
+                + Sync
+                + 'static,
+        ) -> Self {
+            self.components.schedulers.insert(name, Arc::new(factory));
             self
         }
 
@@ -216,10 +255,13 @@ impl Crawler {
 
         let bus = SignalBus::start_handle();
         let stats = Stats::start_handle();
-        let scheduler = Scheduler::from_settings(&settings, stats.clone())?.start();
+        let job = open_job(&settings, self.spider.name(), &stats).await?;
         let mut downloader_config = DownloaderConfig::from_settings(&settings)?;
         downloader_config.stats = Some(stats.clone());
-        let engine_config = EngineConfig::from_settings(&settings)?;
+        let mut engine_config = EngineConfig::from_settings(&settings)?;
+        if let Some(job) = &job {
+            engine_config.skip_start = crate::scheduler::load_start_offset(job);
+        }
 
         // Engine and Downloader addresses exist before the actors, so that the handle
         // components are built from can reach both.
@@ -229,7 +271,7 @@ impl Crawler {
         let downloader_ctx = Context::<Downloader>::new();
         let downloader = downloader_ctx.address();
         let engine_handle = EngineHandle::from_addr(&engine_addr);
-        let handle = CrawlerHandle::new(
+        let mut handle = CrawlerHandle::new(
             settings.clone(),
             self.spider.clone(),
             bus.clone(),
@@ -237,7 +279,16 @@ impl Crawler {
             engine_handle.clone(),
             DownloaderHandle::from_addr(&downloader),
         );
+        if let Some(job) = &job {
+            handle = handle.with_jobdir(job.clone());
+        }
         let c = &self.components;
+        let scheduler_name = settings.get_str("SCHEDULER");
+        let scheduler_factory = c.schedulers.get(&scheduler_name).ok_or_else(|| {
+            ConfigError::Invalid(format!("SCHEDULER: no scheduler named {scheduler_name:?}"))
+        })?;
+        let scheduler =
+            Scheduler::new(scheduler_factory(&handle)?, job.clone(), stats.clone()).start();
         let downloader_mws =
             DownloaderMiddlewares::from_crawler(&c.downloader_middlewares, &handle)?;
         let spider_mws = SpiderMiddlewares::from_crawler(&c.spider_middlewares, &handle)?;
@@ -287,7 +338,7 @@ impl Crawler {
             pipeline,
             spider_mws,
             bus,
-            stats,
+            stats: stats.clone(),
             done: done_tx,
         }));
         // Let every extension's `started()` run (and subscribe) before the first signal.
@@ -296,9 +347,77 @@ impl Crawler {
             let _ = tx.send(engine_handle.close_recipient());
         }
         engine_addr.do_send(StartEngine);
+        // The stats of a job are saved as it runs, so a killed run's counters count too.
+        let saver = job.clone().map(|job| {
+            let stats = stats.clone();
+            actix_rt::spawn(async move {
+                loop {
+                    actix_rt::time::sleep(STATS_SAVE_INTERVAL).await;
+                    save_job_stats(&job, &stats.get_all().await);
+                }
+            })
+        });
         let result = done_rx.await.map_err(|_| CrawlError::EngineGone);
+        if let Some(saver) = saver {
+            saver.abort();
+        }
+        if let (Some(job), Ok(final_stats)) = (&job, &result) {
+            save_job_stats(job, final_stats);
+        }
         drop(ext_handles);
         result
+    }
+}
+
+/// How often a job's stats are saved while it runs.
+const STATS_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Stats that describe one run, not the job: not carried into the next run.
+const PER_RUN_STATS: &[&str] = &[
+    "start_time",
+    "finish_time",
+    "finish_reason",
+    "elapsed_time_seconds",
+];
+
+/// Opens and locks the `JOBDIR`, if set, and seeds the stats with the job's earlier
+/// runs' counters.
+async fn open_job(
+    settings: &crate::settings::Settings,
+    spider: &str,
+    stats: &crate::handle::StatsHandle,
+) -> Result<Option<Arc<Jobdir>>, ConfigError> {
+    let dir = settings.get_str("JOBDIR");
+    if dir.is_empty() {
+        return Ok(None);
+    }
+    let job = Jobdir::open(&dir, spider).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    if job.resumed() {
+        log::info!("Resuming job {dir} (run {})", job.run());
+        if let Some(saved) = job
+            .read_map("stats.json")
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?
+        {
+            for (k, v) in saved {
+                if !PER_RUN_STATS.contains(&k.as_str()) {
+                    stats.set(k, v);
+                }
+            }
+        }
+    }
+    Ok(Some(Arc::new(job)))
+}
+
+fn save_job_stats(job: &Jobdir, stats: &StatsMap) {
+    let map: serde_json::Map<String, serde_json::Value> = stats
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    if let Err(e) = job.write_json("stats.json", &serde_json::Value::Object(map)) {
+        log::error!(
+            "Cannot save the job's stats in {}: {e}",
+            job.path().display()
+        );
     }
 }
 

@@ -66,6 +66,7 @@ pub struct CrawlerHandle {
     stats: StatsHandle,
     engine: EngineHandle,
     downloader: DownloaderHandle,
+    jobdir: Option<Arc<crate::jobdir::Jobdir>>,
 }
 
 impl std::fmt::Debug for CrawlerHandle {
@@ -95,7 +96,20 @@ impl CrawlerHandle {
             stats,
             engine,
             downloader,
+            jobdir: None,
         }
+    }
+
+    /// The same handle, for a crawl with this open `JOBDIR`.
+    pub fn with_jobdir(mut self, jobdir: Arc<crate::jobdir::Jobdir>) -> Self {
+        self.jobdir = Some(jobdir);
+        self
+    }
+
+    /// The crawl's job directory (`JOBDIR`), if it has one: components that keep state
+    /// across runs of a job (feeds, spider state) look here.
+    pub fn jobdir(&self) -> Option<&crate::jobdir::Jobdir> {
+        self.jobdir.as_deref()
     }
 
     /// The signal bus.

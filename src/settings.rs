@@ -372,10 +372,28 @@ fn defaults() -> Vec<(&'static str, Value)> {
         ("DEPTH_STATS_VERBOSE", json!(false)),
         ("DUPEFILTER_DEBUG", json!(false)),
         ("SCHEDULER_DEBUG", json!(false)),
+        ("SCHEDULER", json!("scrapy.core.scheduler.Scheduler")),
+        (
+            "SCHEDULER_PRIORITY_QUEUE",
+            json!("scrapy.pqueues.ScrapyPriorityQueue"),
+        ),
         (
             "SCHEDULER_MEMORY_QUEUE",
             json!("scrapy.squeues.LifoMemoryQueue"),
         ),
+        (
+            "SCHEDULER_DISK_QUEUE",
+            json!("scrapy.squeues.PickleLifoDiskQueue"),
+        ),
+        (
+            "DUPEFILTER_CLASS",
+            json!("scrapy.dupefilters.RFPDupeFilter"),
+        ),
+        ("JOBDIR", json!("")),
+        // Arachne's: how often the job's queue log is fsynced (seconds; 0 = at every
+        // write, negative = only at close). A kill -9 loses nothing either way; this
+        // bounds what a power loss can.
+        ("JOBDIR_FSYNC_INTERVAL", json!(1.0)),
         ("SCRAPER_SLOT_MAX_ACTIVE_SIZE", json!(5_000_000)),
         ("SPIDER_WORKERS", json!(0)),
         ("HTTPERROR_ALLOWED_CODES", json!([])),
@@ -391,6 +409,7 @@ fn defaults() -> Vec<(&'static str, Value)> {
                 "FeedExporter": 0,
                 "LogStats": 0,
                 "AutoThrottle": 0,
+                "SpiderState": 0,
             }),
         ),
         ("LOG_LEVEL", json!("DEBUG")),

@@ -113,7 +113,10 @@ fn hundred_megabytes_of_nul_bytes() {
     assert_eq!(stats["item_scraped_count"], 3, "{stats:#}");
     assert_eq!(stats["html/truncated/parse_errors"], 1, "{stats:#}");
     let ratio = peak as f64 / NUL_BYTES as f64;
-    eprintln!("100 MB of NULs: peak RSS {} MB, {ratio:.2}x the body", peak >> 20);
+    eprintln!(
+        "100 MB of NULs: peak RSS {} MB, {ratio:.2}x the body",
+        peak >> 20
+    );
     assert!(ratio <= 2.5, "peak RSS {ratio:.2}x the largest body");
 }
 
@@ -133,11 +136,13 @@ fn gzip_bomb_of_a_gigabyte() {
     assert_eq!(stats["item_scraped_count"], 3, "{stats:#}");
     // Inflated whole (under the default 1 GiB limit), so kept: 1 GB.
     assert_eq!(
-        stats["httpcompression/response_bytes"],
-        BOMB_BYTES as u64,
+        stats["httpcompression/response_bytes"], BOMB_BYTES as u64,
         "{stats:#}"
     );
     let ratio = peak as f64 / BOMB_BYTES as f64;
-    eprintln!("1 GB gzip bomb: peak RSS {} MB, {ratio:.2}x the body", peak >> 20);
+    eprintln!(
+        "1 GB gzip bomb: peak RSS {} MB, {ratio:.2}x the body",
+        peak >> 20
+    );
     assert!(ratio <= 2.5, "peak RSS {ratio:.2}x the largest body");
 }

@@ -10,6 +10,13 @@
 //! [`FLUSH_INTERVAL`], and every open feed is registered process-wide so the forced
 //! exit path (a second SIGINT/SIGTERM) flushes them and closes JSON arrays
 //! ([`flush_open_feeds`]) before the process ends.
+//!
+//! With a `JOBDIR`, a resumed job goes on writing the feeds of its earlier runs: the
+//! file is opened for appending even when `overwrite` is set (overwriting would lose
+//! what the earlier runs exported), a line torn by a kill is cut off, and a JSON
+//! array's closing `]` is taken off so items keep going into the same array. The engine
+//! calls [`flush_feed_buffers`] before it tells the job's queue that a request is
+//! finished, so an item is in the file before its request is marked done.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -39,6 +46,98 @@ pub fn flush_open_feeds() {
             log::error!("Error flushing feed {}: {e}", feed.path);
         }
     }
+}
+
+/// Writes every open feed's buffer to its file (without closing anything): what has
+/// been exported so far survives a kill from here on.
+pub fn flush_feed_buffers() {
+    let feeds = OPEN_FEEDS.lock().unwrap_or_else(|e| e.into_inner());
+    for feed in feeds.iter().filter_map(Weak::upgrade) {
+        let mut feed = feed.lock().unwrap_or_else(|e| e.into_inner());
+        if !feed.closed {
+            if let Err(e) = feed.out.flush() {
+                log::error!("Error flushing feed {}: {e}", feed.path);
+            }
+        }
+    }
+}
+
+/// Prepares a feed file of an earlier run of a resumed job for appending: cuts off a
+/// last line a kill left incomplete and, for a JSON array, its closing `]`. Returns how
+/// many items the file already holds, as far as the writer needs to know (0 or more).
+fn repair_for_resume(path: &str, format: Format) -> std::io::Result<u64> {
+    let mut bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let original = bytes.len();
+    let complete_line = |line: &[u8]| serde_json::from_slice::<serde_json::Value>(line).is_ok();
+    match format {
+        Format::JsonLines => {
+            // Everything up to the last newline is whole lines; what follows is a torn
+            // line unless it happens to be a complete item without its newline.
+            let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if complete_line(&bytes[cut..]) {
+                bytes.push(b'\n');
+            } else {
+                bytes.truncate(cut);
+            }
+            let items = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            write_back(path, &bytes, original)?;
+            Ok(items)
+        }
+        Format::Json => {
+            // Written as `[` then `\n{item}` / `,\n{item}`, `\n]\n` at close: one item per
+            // line. Drop the closing bracket, then any torn last item.
+            while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                bytes.pop();
+            }
+            if bytes.last() == Some(&b']') && bytes.len() > 1 {
+                bytes.pop();
+                while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                    bytes.pop();
+                }
+            }
+            loop {
+                let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let line = &bytes[start..];
+                if line == b"[" || line.is_empty() && start == 0 {
+                    break;
+                }
+                if complete_line(line) {
+                    break;
+                }
+                // A torn item: drop it and the `,` that led to it.
+                bytes.truncate(start.saturating_sub(1));
+                if bytes.last() == Some(&b',') {
+                    bytes.pop();
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            if bytes.is_empty() {
+                bytes.push(b'[');
+            }
+            let items = u64::from(bytes != b"[");
+            write_back(path, &bytes, original)?;
+            Ok(items)
+        }
+    }
+}
+
+fn write_back(path: &str, bytes: &[u8], original: usize) -> std::io::Result<()> {
+    if bytes.len() != original {
+        if bytes.len() < original {
+            log::warn!(
+                "Feed {path}: cut off {} bytes an interrupted earlier run left incomplete",
+                original - bytes.len()
+            );
+        }
+        std::fs::write(path, bytes)?;
+    }
+    Ok(())
 }
 
 /// The extension.
@@ -129,10 +228,21 @@ impl FeedExporter {
                     "FEEDS: format {format:?} of {path} is not supported yet (use jsonlines or json)"
                 )));
             };
-            let overwrite = opts
+            let mut overwrite = opts
                 .get("overwrite")
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false);
+            let resumed = crawler.jobdir().is_some_and(|j| j.resumed());
+            let mut items = 0;
+            if resumed {
+                if overwrite {
+                    log::info!("Feed {path}: appending, not overwriting: this run resumes a job");
+                    overwrite = false;
+                }
+                items = repair_for_resume(&path, format).map_err(|e| {
+                    ConfigError::Invalid(format!("FEEDS: cannot resume {path}: {e}"))
+                })?;
+            }
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .write(true)
@@ -140,8 +250,9 @@ impl FeedExporter {
                 .truncate(overwrite)
                 .open(&path)
                 .map_err(|e| ConfigError::Invalid(format!("FEEDS: cannot open {path}: {e}")))?;
+            let has_content = resumed && file.metadata().map(|m| m.len() > 0).unwrap_or(false);
             let mut out = BufWriter::new(file);
-            if format == Format::Json {
+            if format == Format::Json && !has_content {
                 out.write_all(b"[").map_err(|e| {
                     ConfigError::Invalid(format!("FEEDS: cannot write {path}: {e}"))
                 })?;
@@ -150,7 +261,7 @@ impl FeedExporter {
                 path,
                 format,
                 out,
-                items: 0,
+                items,
                 closed: false,
             }));
             {

@@ -9,11 +9,13 @@
 //! | `CloseSpider` | the six `CLOSESPIDER_*` conditions |
 //! | `AutoThrottle` | adapts slot delays to latency (`AUTOTHROTTLE_*`) |
 //! | `FeedExporter` | writes scraped items to the `FEEDS` files (JSON lines for now) |
+//! | `SpiderState` | with a `JOBDIR`, the spider's state map saved at close and loaded at open |
 
 pub mod closespider;
 pub mod corestats;
 pub mod feedexport;
 pub mod logstats;
+pub mod spiderstate;
 pub mod throttle;
 
 use crate::extension::ExtensionRegistry;
@@ -26,5 +28,6 @@ pub fn builtin() -> ExtensionRegistry {
     r.register("CloseSpider", closespider::CloseSpider::from_crawler);
     r.register("AutoThrottle", throttle::AutoThrottle::from_crawler);
     r.register("FeedExporter", feedexport::FeedExporter::from_crawler);
+    r.register("SpiderState", spiderstate::SpiderState::from_crawler);
     r
 }

@@ -3,6 +3,8 @@
 //! with `DEPTH_PRIORITY = 1`): one sub-queue per priority, the highest priority served
 //! first, LIFO or FIFO inside a priority.
 
+pub mod disk;
+
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::ConfigError;

@@ -1,0 +1,675 @@
+//! The scheduler's seams, as in Scrapy: a [`RequestScheduler`] (enqueue → accepted?,
+//! next, pending, close), built by the factory `SCHEDULER` names, over a request queue
+//! ([`RequestQueue`]: `SCHEDULER_PRIORITY_QUEUE` with `SCHEDULER_MEMORY_QUEUE` or, with
+//! `JOBDIR`, `SCHEDULER_DISK_QUEUE`) and a duplicate filter ([`DupeFilter`]:
+//! `DUPEFILTER_CLASS`). The Scheduler actor only forwards messages to these traits, so
+//! another frontier (Redis, say) plugs in by registering a factory.
+//!
+//! With a `JOBDIR` the default scheduler keeps pending requests in the crash-safe log of
+//! [`crate::queue::disk`] and the seen fingerprints in `requests.seen`. A request taken
+//! from the disk queue comes with a [`Ticket`]; the engine hands the ticket back with
+//! [`RequestScheduler::done`] once everything the request led to is safe — its
+//! follow-up requests queued, its items through the pipeline and written by the feeds.
+//! Until then it stays in the log, so a killed crawl crawls again exactly what was in
+//! flight.
+//!
+//! ```
+//! use arachne::http::Request;
+//! use arachne::scheduler::{RequestScheduler, Frontier};
+//! use arachne::settings::Settings;
+//!
+//! let mut s = Frontier::from_settings(&Settings::new(), None).unwrap();
+//! assert!(s.enqueue(Request::get("http://127.0.0.1/a").unwrap()).unwrap());
+//! assert!(!s.enqueue(Request::get("http://127.0.0.1/a").unwrap()).unwrap()); // a duplicate
+//! let next = s.next().unwrap().unwrap();
+//! assert_eq!(next.request.url.path(), "/a");
+//! assert!(next.ticket.is_none()); // in memory: nothing to acknowledge
+//! ```
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::dupefilter::MemoryDupeFilter;
+use crate::error::ConfigError;
+use crate::http::fingerprint::{to_hex, Fingerprint};
+use crate::http::Request;
+use crate::jobdir::Jobdir;
+use crate::queue::disk::{DiskQueue, DiskQueueOptions};
+use crate::queue::{MemoryQueue, QueueOrder};
+use crate::settings::Settings;
+
+/// Identifies a request taken from a persistent queue until it is done.
+pub type Ticket = u64;
+
+/// A request the scheduler hands out, with its ticket when it must be acknowledged.
+#[derive(Debug)]
+pub struct Scheduled {
+    /// The request.
+    pub request: Request,
+    /// `Some` for a request from a persistent queue: give it back to
+    /// [`RequestScheduler::done`] when the request is finished.
+    pub ticket: Option<Ticket>,
+}
+
+/// What went wrong in a scheduler, queue or filter: the crawl logs it and stops
+/// scheduling rather than lose requests silently.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The persistent frontier failed (I/O, corruption).
+    #[error("request queue: {0}")]
+    Queue(String),
+    /// The duplicate filter's file failed.
+    #[error("duplicate filter: {0}")]
+    DupeFilter(String),
+}
+
+/// Scrapy's scheduler interface, synchronous: the Scheduler actor calls it.
+pub trait RequestScheduler {
+    /// Offers a request (Scrapy's `enqueue_request`); a refused one (a duplicate) is
+    /// handed back as `Some`, for the `request_dropped` signal.
+    fn enqueue(&mut self, request: Request) -> Result<Option<Request>, SchedulerError>;
+    /// The next request to download, highest priority first.
+    fn next(&mut self) -> Result<Option<Scheduled>, SchedulerError>;
+    /// Requests handed out earlier are finished: they never come back.
+    fn done(&mut self, tickets: &[Ticket]) -> Result<(), SchedulerError> {
+        let _ = tickets;
+        Ok(())
+    }
+    /// Makes what was enqueued and done so far durable (to the OS; to the disk when
+    /// the fsync interval has elapsed).
+    fn flush(&mut self) -> Result<(), SchedulerError> {
+        Ok(())
+    }
+    /// How many requests wait (not counting those handed out).
+    fn pending(&self) -> usize;
+    /// The crawl is over; returns how many requests were left.
+    fn close(&mut self) -> Result<usize, SchedulerError>;
+    /// How many requests were pending when the scheduler opened a resumed job.
+    fn resumed_pending(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// A priority queue of requests (`SCHEDULER_PRIORITY_QUEUE` over a memory or disk
+/// queue).
+pub trait RequestQueue {
+    /// Adds a request; `Err` with the request back when it cannot be stored here (it
+    /// does not serialise), so the caller can keep it elsewhere.
+    fn push(&mut self, request: Request) -> Result<(), PushError>;
+    /// The next request.
+    fn pop(&mut self) -> Result<Option<Scheduled>, SchedulerError>;
+    /// Finished tickets.
+    fn ack(&mut self, tickets: &[Ticket]) -> Result<(), SchedulerError> {
+        let _ = tickets;
+        Ok(())
+    }
+    /// See [`RequestScheduler::flush`].
+    fn flush(&mut self) -> Result<(), SchedulerError> {
+        Ok(())
+    }
+    /// Closes the queue durably.
+    fn close(&mut self) -> Result<(), SchedulerError> {
+        self.flush()
+    }
+    /// How many wait.
+    fn len(&self) -> usize;
+    /// Whether none wait.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why [`RequestQueue::push`] did not store a request.
+#[derive(Debug)]
+pub enum PushError {
+    /// It cannot be serialised; here it is back.
+    Unserializable(Box<Request>, String),
+    /// The queue failed; here it is back.
+    Failed(Box<Request>, SchedulerError),
+}
+
+impl RequestQueue for MemoryQueue {
+    fn push(&mut self, request: Request) -> Result<(), PushError> {
+        MemoryQueue::push(self, request);
+        Ok(())
+    }
+    fn pop(&mut self) -> Result<Option<Scheduled>, SchedulerError> {
+        Ok(MemoryQueue::pop(self).map(|request| Scheduled {
+            request,
+            ticket: None,
+        }))
+    }
+    fn len(&self) -> usize {
+        MemoryQueue::len(self)
+    }
+}
+
+/// The disk queue of a `JOBDIR`, holding serialised requests.
+#[derive(Debug)]
+pub struct DiskRequestQueue {
+    queue: DiskQueue,
+}
+
+impl DiskRequestQueue {
+    /// Opens `dir`, calling `seen` with every fingerprint the log still holds.
+    ///
+    /// # Errors
+    /// A corrupt or incompatible queue, or I/O.
+    pub fn open(
+        dir: &Path,
+        order: QueueOrder,
+        fsync_interval: Option<Duration>,
+        seen: impl FnMut([u8; 20]),
+    ) -> Result<(DiskRequestQueue, usize), SchedulerError> {
+        let opts = DiskQueueOptions {
+            order,
+            fsync_interval,
+            ..Default::default()
+        };
+        let (queue, recovered) =
+            DiskQueue::open(dir, opts, seen).map_err(|e| SchedulerError::Queue(e.to_string()))?;
+        Ok((DiskRequestQueue { queue }, recovered.pending))
+    }
+}
+
+fn queue_err(e: impl std::fmt::Display) -> SchedulerError {
+    SchedulerError::Queue(e.to_string())
+}
+
+impl RequestQueue for DiskRequestQueue {
+    fn push(&mut self, request: Request) -> Result<(), PushError> {
+        let bytes = match serde_json::to_vec(&request) {
+            Ok(b) => b,
+            Err(e) => return Err(PushError::Unserializable(Box::new(request), e.to_string())),
+        };
+        let fp = if request.dont_filter {
+            None
+        } else {
+            Some(request.fingerprint())
+        };
+        match self.queue.push(request.priority, fp, &bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(PushError::Failed(Box::new(request), queue_err(e))),
+        }
+    }
+
+    fn pop(&mut self) -> Result<Option<Scheduled>, SchedulerError> {
+        loop {
+            let Some((ticket, bytes)) = self.queue.pop().map_err(queue_err)? else {
+                return Ok(None);
+            };
+            match serde_json::from_slice::<Request>(&bytes) {
+                Ok(request) => {
+                    return Ok(Some(Scheduled {
+                        request,
+                        ticket: Some(ticket),
+                    }))
+                }
+                Err(e) => {
+                    // Written by this format and checksummed, so this is a bug or a
+                    // request from an older Arachne: say so, and do not loop on it.
+                    log::error!("Dropping a persisted request that does not parse: {e}");
+                    self.queue.ack(ticket).map_err(queue_err)?;
+                }
+            }
+        }
+    }
+
+    fn ack(&mut self, tickets: &[Ticket]) -> Result<(), SchedulerError> {
+        for t in tickets {
+            self.queue.ack(*t).map_err(queue_err)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SchedulerError> {
+        self.queue.flush().map_err(queue_err)
+    }
+
+    fn close(&mut self) -> Result<(), SchedulerError> {
+        self.queue.sync().map_err(queue_err)
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// A duplicate filter (`DUPEFILTER_CLASS`).
+pub trait DupeFilter {
+    /// Records the request; `true` if it was seen before.
+    fn request_seen(&mut self, request: &Request) -> bool;
+    /// Writes what was recorded (see [`RequestScheduler::flush`]).
+    fn flush(&mut self) -> Result<(), SchedulerError> {
+        Ok(())
+    }
+    /// How many fingerprints are held.
+    fn len(&self) -> usize;
+    /// Whether none are.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl DupeFilter for MemoryDupeFilter {
+    fn request_seen(&mut self, request: &Request) -> bool {
+        MemoryDupeFilter::request_seen(self, request)
+    }
+    fn len(&self) -> usize {
+        MemoryDupeFilter::len(self)
+    }
+}
+
+/// Scrapy's `BaseDupeFilter`: filters nothing.
+#[derive(Debug, Default)]
+pub struct NoDupeFilter;
+
+impl DupeFilter for NoDupeFilter {
+    fn request_seen(&mut self, _: &Request) -> bool {
+        false
+    }
+    fn len(&self) -> usize {
+        0
+    }
+}
+
+/// Scrapy's `RFPDupeFilter` with a `JOBDIR`: fingerprints in memory and appended to
+/// `requests.seen`, one lowercase hex SHA-1 per line, as Scrapy writes it.
+///
+/// The file may lag the queue's log (it is written after it), never lead it: the
+/// fingerprints of requests in the log are added back when the job opens, so a kill
+/// between the two writes loses nothing.
+#[derive(Debug)]
+pub struct FileDupeFilter {
+    seen: HashSet<Fingerprint>,
+    out: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl FileDupeFilter {
+    /// Opens `path`, reading the fingerprints it has; a torn last line (a kill in the
+    /// middle of a write) is cut off with a warning, a bad line elsewhere is an error.
+    ///
+    /// # Errors
+    /// I/O, or a line that is not a fingerprint.
+    pub fn open(path: &Path, mut seen: HashSet<Fingerprint>) -> Result<Self, SchedulerError> {
+        let err =
+            |e: std::io::Error| SchedulerError::DupeFilter(format!("{}: {e}", path.display()));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(err)?;
+        let mut good = 0u64;
+        let mut reader = BufReader::new(&mut file);
+        let mut line = String::new();
+        let mut lineno = 0usize;
+        loop {
+            line.clear();
+            let n = match reader.read_line(&mut line) {
+                Ok(n) => n,
+                // Not UTF-8: treat as a bad line below.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => usize::MAX,
+                Err(e) => return Err(err(e)),
+            };
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            let complete = n != usize::MAX && line.ends_with('\n');
+            let parsed = complete
+                .then(|| hex::decode(line.trim_end()).ok())
+                .flatten()
+                .and_then(|b| <[u8; 20]>::try_from(b.as_slice()).ok());
+            match parsed {
+                Some(fp) => {
+                    seen.insert(fp);
+                    good += n as u64;
+                }
+                None => {
+                    let rest = reader.fill_buf().map(|b| !b.is_empty()).unwrap_or(false);
+                    if rest || complete {
+                        return Err(SchedulerError::DupeFilter(format!(
+                            "{}: line {lineno} is not a request fingerprint; the file is corrupt",
+                            path.display()
+                        )));
+                    }
+                    log::warn!(
+                        "{}: cutting off a torn last line (the previous run was killed while writing it)",
+                        path.display()
+                    );
+                    break;
+                }
+            }
+        }
+        drop(reader);
+        file.set_len(good).map_err(err)?;
+        file.seek(std::io::SeekFrom::End(0)).map_err(err)?;
+        Ok(FileDupeFilter {
+            seen,
+            out: BufWriter::new(file),
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl DupeFilter for FileDupeFilter {
+    fn request_seen(&mut self, request: &Request) -> bool {
+        let fp = request.fingerprint();
+        if !self.seen.insert(fp) {
+            return true;
+        }
+        // A failed write shows at the next flush.
+        let _ = writeln!(self.out, "{}", to_hex(&fp));
+        false
+    }
+    fn flush(&mut self) -> Result<(), SchedulerError> {
+        self.out
+            .flush()
+            .map_err(|e| SchedulerError::DupeFilter(format!("{}: {e}", self.path.display())))
+    }
+    fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+/// Scrapy's default `Scheduler`: the duplicate filter, then the disk queue (with a
+/// `JOBDIR`) or the memory queue; requests the disk queue cannot hold stay in memory
+/// (`scheduler/unserializable`, logged with `SCHEDULER_DEBUG`).
+///
+/// Stats as Scrapy's: `scheduler/enqueued[/memory|/disk]`,
+/// `scheduler/dequeued[/memory|/disk]`, `dupefilter/filtered`.
+pub struct Frontier {
+    memory: Box<dyn RequestQueue>,
+    disk: Option<Box<dyn RequestQueue>>,
+    dupefilter: Box<dyn DupeFilter>,
+    stats: Option<crate::handle::StatsHandle>,
+    debug: bool,
+    dupefilter_debug: bool,
+    logged_dupe: bool,
+    logged_unserializable: bool,
+    resumed_pending: Option<usize>,
+    last_flush: Instant,
+}
+
+impl std::fmt::Debug for Frontier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frontier")
+            .field("memory", &self.memory.len())
+            .field("disk", &self.disk.as_ref().map(|d| d.len()))
+            .field("seen", &self.dupefilter.len())
+            .finish()
+    }
+}
+
+/// `SCHEDULER_DISK_QUEUE`: Scrapy's class paths (`scrapy.squeues.PickleLifoDiskQueue`,
+/// the Marshal ones) or `lifo` / `fifo`.
+pub fn disk_queue_order(value: &str) -> Result<QueueOrder, ConfigError> {
+    let last = value
+        .rsplit('.')
+        .next()
+        .unwrap_or(value)
+        .to_ascii_lowercase();
+    match last.as_str() {
+        "picklelifodiskqueue" | "marshallifodiskqueue" | "lifodiskqueue" | "lifo" => {
+            Ok(QueueOrder::Lifo)
+        }
+        "picklefifodiskqueue" | "marshalfifodiskqueue" | "fifodiskqueue" | "fifo" => {
+            Ok(QueueOrder::Fifo)
+        }
+        _ => Err(ConfigError::InvalidValue {
+            key: "SCHEDULER_DISK_QUEUE".into(),
+            value: value.into(),
+            expected: "scrapy.squeues.PickleLifoDiskQueue or scrapy.squeues.PickleFifoDiskQueue",
+        }),
+    }
+}
+
+impl Frontier {
+    /// Builds the default scheduler: reads `SCHEDULER_PRIORITY_QUEUE`,
+    /// `SCHEDULER_MEMORY_QUEUE`, `SCHEDULER_DISK_QUEUE`, `DUPEFILTER_CLASS`,
+    /// `DUPEFILTER_DEBUG`, `SCHEDULER_DEBUG`, `JOBDIR_FSYNC_INTERVAL`, and opens the
+    /// job's queue and seen file when `jobdir` is given.
+    ///
+    /// # Errors
+    /// A setting naming a class Arachne does not have, or a job whose files are
+    /// corrupt (never a silent restart from scratch).
+    pub fn from_settings(
+        settings: &Settings,
+        jobdir: Option<&Jobdir>,
+    ) -> Result<Self, ConfigError> {
+        let pq = settings.get_str("SCHEDULER_PRIORITY_QUEUE");
+        let pq_last = pq.rsplit('.').next().unwrap_or(&pq);
+        if !matches!(
+            pq_last,
+            "ScrapyPriorityQueue" | "DownloaderAwarePriorityQueue" | "priority"
+        ) {
+            return Err(ConfigError::InvalidValue {
+                key: "SCHEDULER_PRIORITY_QUEUE".into(),
+                value: pq,
+                expected: "scrapy.pqueues.ScrapyPriorityQueue or scrapy.pqueues.DownloaderAwarePriorityQueue",
+            });
+        }
+        let memory_order = QueueOrder::from_setting(&settings.get_str("SCHEDULER_MEMORY_QUEUE"))?;
+        let disk_order = disk_queue_order(&settings.get_str("SCHEDULER_DISK_QUEUE"))?;
+        let df_class = settings.get_str("DUPEFILTER_CLASS");
+        let filtering = match df_class.rsplit('.').next().unwrap_or(&df_class) {
+            "RFPDupeFilter" => true,
+            "BaseDupeFilter" => false,
+            _ => {
+                return Err(ConfigError::InvalidValue {
+                    key: "DUPEFILTER_CLASS".into(),
+                    value: df_class,
+                    expected:
+                        "scrapy.dupefilters.RFPDupeFilter or scrapy.dupefilters.BaseDupeFilter",
+                })
+            }
+        };
+        let fsync = settings.get_f64("JOBDIR_FSYNC_INTERVAL")?;
+        let fsync_interval = (fsync >= 0.0).then(|| Duration::from_secs_f64(fsync));
+
+        let mut disk: Option<Box<dyn RequestQueue>> = None;
+        let mut resumed_pending = None;
+        let dupefilter: Box<dyn DupeFilter> = match jobdir {
+            None if filtering => Box::new(MemoryDupeFilter::default()),
+            None => Box::new(NoDupeFilter),
+            Some(job) => {
+                let mut seen = HashSet::new();
+                let (queue, pending) = DiskRequestQueue::open(
+                    &job.path().join("requests.queue"),
+                    disk_order,
+                    fsync_interval,
+                    |fp| {
+                        seen.insert(fp);
+                    },
+                )
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("JOBDIR {}: {e}", job.path().display()))
+                })?;
+                disk = Some(Box::new(queue));
+                if job.resumed() {
+                    resumed_pending = Some(pending);
+                }
+                if filtering {
+                    Box::new(
+                        FileDupeFilter::open(&job.path().join("requests.seen"), seen).map_err(
+                            |e| {
+                                ConfigError::Invalid(format!(
+                                    "JOBDIR {}: {e}",
+                                    job.path().display()
+                                ))
+                            },
+                        )?,
+                    )
+                } else {
+                    Box::new(NoDupeFilter)
+                }
+            }
+        };
+        Ok(Frontier {
+            memory: Box::new(MemoryQueue::new(memory_order)),
+            disk,
+            dupefilter,
+            stats: None,
+            debug: settings.get_bool("SCHEDULER_DEBUG")?,
+            dupefilter_debug: settings.get_bool("DUPEFILTER_DEBUG")?,
+            logged_dupe: false,
+            logged_unserializable: false,
+            resumed_pending,
+            last_flush: Instant::now(),
+        })
+    }
+
+    /// Counts into these stats.
+    pub fn with_stats(mut self, stats: crate::handle::StatsHandle) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    fn inc(&self, keys: &[&'static str]) {
+        if let Some(stats) = &self.stats {
+            for k in keys {
+                stats.inc(*k);
+            }
+        }
+    }
+}
+
+impl RequestScheduler for Frontier {
+    fn enqueue(&mut self, request: Request) -> Result<Option<Request>, SchedulerError> {
+        // As in Scrapy, a `dont_filter` request is neither checked nor remembered.
+        if !request.dont_filter && self.dupefilter.request_seen(&request) {
+            if self.dupefilter_debug {
+                log::debug!(
+                    "Filtered duplicate request: <{} {}>",
+                    request.method,
+                    request.url
+                );
+            } else if !self.logged_dupe {
+                self.logged_dupe = true;
+                log::debug!(
+                    "Filtered duplicate request: <{} {}> - no more duplicates will be shown (see DUPEFILTER_DEBUG to show all duplicates)",
+                    request.method,
+                    request.url
+                );
+            }
+            self.inc(&["dupefilter/filtered"]);
+            return Ok(Some(request));
+        }
+        let request = match &mut self.disk {
+            Some(disk) => match disk.push(request) {
+                Ok(()) => {
+                    self.inc(&["scheduler/enqueued/disk", "scheduler/enqueued"]);
+                    return Ok(None);
+                }
+                // Kept in memory rather than lost: it runs in this process, it just
+                // would not survive a kill.
+                Err(PushError::Failed(request, e)) => {
+                    log::error!(
+                        "Cannot write <{} {}> to the job's queue, keeping it in memory: {e}",
+                        request.method,
+                        request.url
+                    );
+                    self.inc(&["scheduler/errors"]);
+                    *request
+                }
+                Err(PushError::Unserializable(request, why)) => {
+                    if self.debug && !self.logged_unserializable {
+                        self.logged_unserializable = true;
+                        log::warn!(
+                            "Unable to serialize request: <{} {}> - reason: {why} - no more unserializable requests will be logged (stats being collected)",
+                            request.method,
+                            request.url
+                        );
+                    }
+                    self.inc(&["scheduler/unserializable"]);
+                    *request
+                }
+            },
+            None => request,
+        };
+        if let Err(e) = self.memory.push(request) {
+            let why = match e {
+                PushError::Failed(_, e) => e.to_string(),
+                PushError::Unserializable(_, why) => why,
+            };
+            return Err(SchedulerError::Queue(why));
+        }
+        self.inc(&["scheduler/enqueued/memory", "scheduler/enqueued"]);
+        Ok(None)
+    }
+
+    fn next(&mut self) -> Result<Option<Scheduled>, SchedulerError> {
+        if let Some(s) = self.memory.pop()? {
+            self.inc(&["scheduler/dequeued/memory", "scheduler/dequeued"]);
+            return Ok(Some(s));
+        }
+        let Some(disk) = &mut self.disk else {
+            return Ok(None);
+        };
+        let s = disk.pop()?;
+        if s.is_some() {
+            self.inc(&["scheduler/dequeued/disk", "scheduler/dequeued"]);
+        }
+        Ok(s)
+    }
+
+    fn done(&mut self, tickets: &[Ticket]) -> Result<(), SchedulerError> {
+        match &mut self.disk {
+            Some(disk) => disk.ack(tickets),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SchedulerError> {
+        // The log first (pushes, then the acks written after them), then the seen file,
+        // which must never hold a fingerprint whose request the log does not.
+        if let Some(disk) = &mut self.disk {
+            disk.flush()?;
+        }
+        self.dupefilter.flush()?;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        self.memory.len() + self.disk.as_ref().map_or(0, |d| d.len())
+    }
+
+    fn close(&mut self) -> Result<usize, SchedulerError> {
+        let left = self.pending();
+        if let Some(disk) = &mut self.disk {
+            disk.close()?;
+        }
+        self.dupefilter.flush()?;
+        Ok(left)
+    }
+
+    fn resumed_pending(&self) -> Option<usize> {
+        self.resumed_pending
+    }
+}
+
+/// Where the start stream was: how many entries of the spider's `start()` a job has
+/// consumed, so a resumed job skips them instead of crawling its start URLs again.
+/// Written after the queue's log holds those entries' requests; a temporary file
+/// renamed over the old one, not synced (a lag after a power loss re-runs a few start
+/// requests, it loses none).
+pub(crate) fn save_start_offset(job: &Jobdir, consumed: u64) -> std::io::Result<()> {
+    let path = job.path().join("start.offset");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{consumed}\n"))?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// See [`save_start_offset`]; 0 when none was saved.
+pub fn load_start_offset(job: &Jobdir) -> u64 {
+    std::fs::read_to_string(job.path().join("start.offset"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
