@@ -1,5 +1,6 @@
-//! Micro-benchmarks of the per-request hot paths: request fingerprints, scheduler
-//! push/pop (queue + duplicate filter), and CSS selection on a 100 KB page.
+//! Micro-benchmarks of the per-request hot paths: request fingerprints, the compact
+//! request codec (what the memory queue stores), scheduler push/pop (queue +
+//! duplicate filter), and CSS selection on a 100 KB page.
 //!
 //! ```sh
 //! cargo bench --bench micro
@@ -21,6 +22,39 @@ fn fingerprints(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("plain", |b| b.iter(|| black_box(&plain).fingerprint()));
     g.bench_function("query", |b| b.iter(|| black_box(&query).fingerprint()));
+    g.finish();
+}
+
+/// The compact form the memory queue holds each pending request in (and a `JOBDIR`
+/// persists): encoding on push, decoding on pop, for a request as a crawl makes it.
+fn compact(c: &mut Criterion) {
+    #[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+    #[serde(rename_all = "snake_case")]
+    enum Cb {
+        ParseItem,
+    }
+    let request = Request::get("http://127.0.0.1:8899/p/123456?x=1")
+        .unwrap()
+        .meta("depth", 3)
+        .priority(-3)
+        .callback(Cb::ParseItem);
+    let bytes = request.to_compact().unwrap();
+    let mut g = c.benchmark_group("compact");
+    g.throughput(Throughput::Elements(1));
+    let mut buf = Vec::new();
+    g.bench_function("encode", |b| {
+        b.iter(|| {
+            buf.clear();
+            black_box(&request).write_compact(&mut buf).unwrap();
+            buf.len()
+        })
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| Request::from_compact(black_box(&bytes)).unwrap())
+    });
+    g.bench_function("encode_decode", |b| {
+        b.iter(|| Request::from_compact(&black_box(&request).to_compact().unwrap()).unwrap())
+    });
     g.finish();
 }
 
@@ -80,5 +114,5 @@ fn css(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fingerprints, scheduler, css);
+criterion_group!(benches, fingerprints, compact, scheduler, css);
 criterion_main!(benches);

@@ -119,7 +119,7 @@ enum CallbackRepr {
 
 trait ErasedCallback: Send + Sync {
     fn as_any(&self) -> &dyn Any;
-    fn to_value(&self) -> Value;
+    fn try_to_value(&self) -> Result<Value, serde_json::Error>;
     fn fmt_debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
 
@@ -127,10 +127,8 @@ impl<C: Callback> ErasedCallback for C {
     fn as_any(&self) -> &dyn Any {
         self
     }
-    fn to_value(&self) -> Value {
-        // A callback type whose values do not serialise (a map with non-string keys)
-        // is a programming error; it shows as `null` in a persisted request.
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    fn try_to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(self)
     }
     fn fmt_debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -171,9 +169,19 @@ impl CallbackData {
 
     /// The serde form (what JOBDIR and Redis store).
     pub fn to_value(&self) -> Value {
+        // A callback type whose values do not serialise (a map with non-string keys)
+        // is a programming error; it shows as `null` in a persisted request.
+        self.try_to_value()
+            .map_or(Value::Null, std::borrow::Cow::into_owned)
+    }
+
+    /// The serde form (borrowed when it is held as such), or why a typed value has
+    /// none: the compact request codec refuses such a request rather than store
+    /// `null` (the memory queue then keeps it as it is).
+    pub(crate) fn try_to_value(&self) -> Result<std::borrow::Cow<'_, Value>, serde_json::Error> {
         match &self.0 {
-            CallbackRepr::Typed(c) => c.to_value(),
-            CallbackRepr::Value(v) => (**v).clone(),
+            CallbackRepr::Typed(c) => c.try_to_value().map(std::borrow::Cow::Owned),
+            CallbackRepr::Value(v) => Ok(std::borrow::Cow::Borrowed(&**v)),
         }
     }
 

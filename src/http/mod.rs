@@ -13,5 +13,5 @@ pub(crate) mod tunnel;
 
 pub use awc::http::header::{HeaderMap, HeaderName, HeaderValue};
 pub use awc::http::Method;
-pub use request::{Meta, Request};
+pub use request::{CompactError, Meta, Request};
 pub use response::Response;
