@@ -550,6 +550,19 @@ async fn transfer(
                     request.url
                 );
             }
+            // Once the body outgrows the first allocation, room for the rest of an
+            // announced length is reserved at once: growing by doubling copies the body
+            // again and again and at the last step holds up to 1.3 times its size plus
+            // the old copy (a 100 MB body took a 128 MB buffer while the 64 MB one was
+            // still live). Pages never written stay unmapped, so a false
+            // `Content-Length` costs address space, not memory.
+            if body.capacity() - body.len() < chunk.len() {
+                if let Some(len) = expected {
+                    let len = if maxsize > 0 { len.min(maxsize) } else { len };
+                    let want = (len as usize).saturating_sub(body.len()).max(chunk.len());
+                    body.reserve(want);
+                }
+            }
             body.extend_from_slice(&chunk);
             let complete = expected.is_some_and(|len| body.len() as u64 >= len);
             if per_chunk {

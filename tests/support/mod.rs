@@ -2,6 +2,7 @@
 //! the sites it serves ([`site`]). Each test binary uses a subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+pub mod fault_site;
 pub mod logs;
 pub mod probe;
 pub mod server;
