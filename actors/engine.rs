@@ -127,6 +127,12 @@ enum Phase {
     Finishing,
 }
 
+/// Requests waiting for the scheduler's answer above which no further callback starts:
+/// a fan-out page's callback makes thousands of requests at a time (10,000 links: about
+/// 13 MB of `Request`s), and callbacks run on every core while the scheduler takes them
+/// in one at a time, so without a bound they pile up in its mailbox.
+const MAX_ENQUEUE_BACKLOG: usize = 10_000;
+
 /// How long a spider kept open by a `SpiderIdle` vote waits before asking again.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
@@ -171,6 +177,11 @@ pub struct Engine {
     acking: usize,
     /// Start stream entries consumed, those of earlier runs of the job included.
     start_consumed: u64,
+    /// Requests sent to the scheduler and not yet answered.
+    enqueue_backlog: usize,
+    /// Downloaded responses waiting for the backlog to shrink before their callback
+    /// runs (counted in `parsing` already).
+    deferred: std::collections::VecDeque<(Arc<Response>, Option<Ticket>)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -219,6 +230,8 @@ impl Engine {
             acks: Vec::new(),
             acking: 0,
             start_consumed: 0,
+            enqueue_backlog: 0,
+            deferred: std::collections::VecDeque::new(),
         }
     }
 
@@ -288,7 +301,10 @@ impl Engine {
     }
 
     fn can_pull(&self) -> bool {
-        self.downloading.max(self.unfinished()) < self.cfg.concurrent_requests
+        // Callbacks are the bottleneck when responses wait for them: downloading more
+        // would only grow that queue.
+        self.deferred.len() < self.cfg.concurrent_requests
+            && self.downloading.max(self.unfinished()) < self.cfg.concurrent_requests
             && self.active_bytes < self.cfg.max_active_size
             && self.items < self.cfg.concurrent_items
     }
@@ -524,6 +540,8 @@ impl Engine {
         start_consumed: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
+        let n = batch.len();
+        self.enqueue_backlog += n;
         ctx.spawn(
             self.scheduler
                 .send(Enqueue {
@@ -533,6 +551,8 @@ impl Engine {
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     act.enqueues -= 1;
+                    act.enqueue_backlog -= n;
+                    act.resume_deferred(ctx);
                     act.release(ticket, ctx);
                     match res {
                         Ok(b) => {
@@ -634,6 +654,55 @@ impl Engine {
         let bytes = response.body.len();
         self.parsing += 1;
         self.active_bytes += bytes;
+        self.scrape_now(response, ticket, ctx);
+    }
+
+    /// Runs the callback now, or — callbacks outrunning the scheduler or the workers —
+    /// keeps the response until one may run: it waits as its body rather than as the
+    /// thousands of requests its callback might add to the backlog. Only responses the
+    /// spider middlewares accepted wait (a refused 100 MB error page is dropped at once).
+    fn callback_or_wait(
+        &mut self,
+        response: Arc<Response>,
+        bytes: usize,
+        ticket: Option<Ticket>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.callbacks_full() {
+            self.deferred.push_back((response, ticket));
+        } else {
+            self.run_callback(response, bytes, ticket, ctx);
+        }
+    }
+
+    /// Whether a callback must wait: the scheduler is behind, or every worker already
+    /// has two callbacks running or their output in the middlewares. A callback's
+    /// output can be far bigger than its response (a page of 10,000 links makes about
+    /// 13 MB of requests), so responses wait rather than outputs.
+    fn callbacks_full(&self) -> bool {
+        let running = self.parsing.saturating_sub(self.deferred.len());
+        self.enqueue_backlog >= MAX_ENQUEUE_BACKLOG || running >= 2 * self.workers.len().max(1)
+    }
+
+    /// Resumes deferred responses while the scheduler's backlog allows.
+    fn resume_deferred(&mut self, ctx: &mut Context<Self>) {
+        while !self.deferred.is_empty() && !self.callbacks_full() {
+            let Some((response, ticket)) = self.deferred.pop_front() else {
+                break;
+            };
+            let bytes = response.body.len();
+            self.run_callback(response, bytes, ticket, ctx);
+        }
+    }
+
+    /// [`Engine::scrape`] once counted: the spider middlewares' input check.
+    fn scrape_now(
+        &mut self,
+        response: Arc<Response>,
+        ticket: Option<Ticket>,
+        ctx: &mut Context<Self>,
+    ) {
+        let bytes = response.body.len();
         let mws = self.spider_mws.clone();
         let resp = response.clone();
         let input = async move {
@@ -645,7 +714,7 @@ impl Engine {
             })
         };
         ctx.spawn(input.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(()) => act.run_callback(response, bytes, ticket, ctx),
+            Ok(()) => act.callback_or_wait(response, bytes, ticket, ctx),
             Err(kind) => match response.request.errback.clone() {
                 Some(errback) => {
                     let failure = Failure {
@@ -759,6 +828,7 @@ impl Engine {
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.parsing -= 1;
             act.active_bytes -= bytes;
+            act.resume_deferred(ctx);
             match res {
                 Ok((entries, _)) => {
                     let mut requests = Vec::new();

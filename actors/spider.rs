@@ -140,6 +140,16 @@ impl WorkerPool {
         }
     }
 
+    /// How many workers there are.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Whether there are none (stopped).
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
     /// The next worker, round robin.
     pub fn pick(&mut self) -> Addr<SpiderWorker> {
         let w = self.workers[self.next % self.workers.len()].clone();

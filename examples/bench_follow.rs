@@ -4,8 +4,11 @@
 //!
 //! ```sh
 //! (cd ../shared/bench && ./site.sh start)
-//! cargo run --release --example bench_follow -- [START_URL] [CONCURRENCY] [FEED_PATH]
+//! cargo run --release --example bench_follow -- [START_URL] [CONCURRENCY] [FEED_PATH] [JOBDIR]
 //! ```
+//!
+//! `FEED_PATH` may be `-` for no feed; a `JOBDIR` (a fresh directory each run) measures
+//! the crawl on the disk frontier.
 
 use std::time::Instant;
 
@@ -73,7 +76,8 @@ fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:8899/p/0.html".into());
     let concurrency: usize = args.next().map_or(Ok(64), |c| c.parse())?;
-    let feed = args.next();
+    let feed = args.next().filter(|f| f != "-");
+    let jobdir = args.next();
     arachne::cli::init_logging("INFO");
     let mut settings = Settings::new()
         .with("CONCURRENT_REQUESTS", concurrency)
@@ -86,6 +90,9 @@ fn main() -> anyhow::Result<()> {
             "FEEDS",
             serde_json::json!({ f: { "format": "jsonlines", "overwrite": true } }),
         );
+    }
+    if let Some(dir) = &jobdir {
+        settings = settings.with("JOBDIR", dir.as_str());
     }
     let spider = Follow {
         start,
@@ -105,7 +112,8 @@ fn main() -> anyhow::Result<()> {
     let items = stats["item_scraped_count"].as_u64().unwrap_or(0);
     let crawl = stats["elapsed_time_seconds"].as_f64().unwrap_or(wall);
     println!(
-        "SUMMARY pages={pages} items={items} crawl_s={crawl:.2} wall_s={wall:.2} pages_per_s={:.0} peak_rss_mb={:.1}",
+        "SUMMARY frontier={} pages={pages} items={items} crawl_s={crawl:.2} wall_s={wall:.2} pages_per_s={:.0} peak_rss_mb={:.1}",
+        if jobdir.is_some() { "jobdir" } else { "memory" },
         pages as f64 / crawl,
         peak_rss_mb()
     );

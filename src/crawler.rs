@@ -361,8 +361,11 @@ impl Crawler {
         if let Some(saver) = saver {
             saver.abort();
         }
-        if let (Some(job), Ok(final_stats)) = (&job, &result) {
-            save_job_stats(job, final_stats);
+        if let Some(job) = &job {
+            if let Ok(final_stats) = &result {
+                save_job_stats(job, final_stats);
+            }
+            job.release();
         }
         drop(ext_handles);
         result

@@ -73,8 +73,8 @@ pub struct Jobdir {
     dir: PathBuf,
     resumed: bool,
     runs: u64,
-    // Held for the lock; closing it releases the lock.
-    _lock: File,
+    // Held for the lock; closing it releases the lock. `None` once released.
+    lock: std::sync::Mutex<Option<File>>,
 }
 
 impl Jobdir {
@@ -149,7 +149,7 @@ impl Jobdir {
             dir: dir.clone(),
             resumed,
             runs: runs + 1,
-            _lock: lock,
+            lock: std::sync::Mutex::new(Some(lock)),
         };
         let manifest = serde_json::json!({
             "format": FORMAT,
@@ -159,6 +159,16 @@ impl Jobdir {
         });
         job.write_json("arachne-job.json", &manifest).map_err(io)?;
         Ok(job)
+    }
+
+    /// Releases the job for another process (or another crawl in this one) while
+    /// handles to it may still be alive — the crawler calls it when the crawl ends,
+    /// before its actors are all gone. Dropping the last handle does the same.
+    pub fn release(&self) {
+        let mut lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = lock.take() {
+            let _ = file.unlock();
+        }
     }
 
     /// The directory.

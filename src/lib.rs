@@ -42,8 +42,11 @@
 //! - [`selector`]: CSS selectors (`::text`, `::attr(x)`) on top of the `select` crate.
 //! - [`middleware`]: downloader and spider middleware traits, chains and the built-in stack.
 //! - [`pipeline`]: the `ItemPipeline` stage trait and `DropItem`.
-//! - [`queue`]: request priority queues (DFO / BFO).
+//! - [`queue`]: request priority queues (DFO / BFO), in memory and on disk.
 //! - [`dupefilter`]: duplicate request filters.
+//! - [`scheduler`]: the scheduler seams (scheduler, queue and filter traits) and the
+//!   default scheduler.
+//! - [`jobdir`]: a `JOBDIR`: the lock, manifest and state files of a resumable job.
 //! - [`extension`]: the crawler handle extensions are built from, and their registry.
 //! - [`crawler`]: `Crawler` and `CrawlerProcess`, which assemble the actors and run them
 //!   (the one module of the model that names them).

@@ -19,22 +19,22 @@
 //! use arachne::settings::Settings;
 //!
 //! let mut s = Frontier::from_settings(&Settings::new(), None).unwrap();
-//! assert!(s.enqueue(Request::get("http://127.0.0.1/a").unwrap()).unwrap());
-//! assert!(!s.enqueue(Request::get("http://127.0.0.1/a").unwrap()).unwrap()); // a duplicate
+//! assert!(s.enqueue(Request::get("http://127.0.0.1/a").unwrap()).unwrap().is_none());
+//! // A duplicate is refused, and handed back (for the `request_dropped` signal).
+//! assert!(s.enqueue(Request::get("http://127.0.0.1/a").unwrap()).unwrap().is_some());
 //! let next = s.next().unwrap().unwrap();
 //! assert_eq!(next.request.url.path(), "/a");
 //! assert!(next.ticket.is_none()); // in memory: nothing to acknowledge
 //! ```
 
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::dupefilter::MemoryDupeFilter;
+use crate::dupefilter::{FingerprintSet, MemoryDupeFilter};
 use crate::error::ConfigError;
-use crate::http::fingerprint::{to_hex, Fingerprint};
+use crate::http::fingerprint::to_hex;
 use crate::http::Request;
 use crate::jobdir::Jobdir;
 use crate::queue::disk::{DiskQueue, DiskQueueOptions};
@@ -147,10 +147,13 @@ impl RequestQueue for MemoryQueue {
     }
 }
 
-/// The disk queue of a `JOBDIR`, holding serialised requests.
+/// The disk queue of a `JOBDIR`, holding requests in their compact binary form
+/// ([`Request::write_compact`]: about 60 bytes for a typical request, every field kept).
 #[derive(Debug)]
 pub struct DiskRequestQueue {
     queue: DiskQueue,
+    /// Reused for each request's compact form.
+    buf: Vec<u8>,
 }
 
 impl DiskRequestQueue {
@@ -171,7 +174,13 @@ impl DiskRequestQueue {
         };
         let (queue, recovered) =
             DiskQueue::open(dir, opts, seen).map_err(|e| SchedulerError::Queue(e.to_string()))?;
-        Ok((DiskRequestQueue { queue }, recovered.pending))
+        Ok((
+            DiskRequestQueue {
+                queue,
+                buf: Vec::new(),
+            },
+            recovered.pending,
+        ))
     }
 }
 
@@ -181,16 +190,17 @@ fn queue_err(e: impl std::fmt::Display) -> SchedulerError {
 
 impl RequestQueue for DiskRequestQueue {
     fn push(&mut self, request: Request) -> Result<(), PushError> {
-        let bytes = match serde_json::to_vec(&request) {
-            Ok(b) => b,
-            Err(e) => return Err(PushError::Unserializable(Box::new(request), e.to_string())),
-        };
+        self.buf.clear();
+        if let Err(e) = request.write_compact(&mut self.buf) {
+            return Err(PushError::Unserializable(Box::new(request), e.to_string()));
+        }
+        let bytes = &self.buf;
         let fp = if request.dont_filter {
             None
         } else {
             Some(request.fingerprint())
         };
-        match self.queue.push(request.priority, fp, &bytes) {
+        match self.queue.push(request.priority, fp, bytes) {
             Ok(_) => Ok(()),
             Err(e) => Err(PushError::Failed(Box::new(request), queue_err(e))),
         }
@@ -201,7 +211,7 @@ impl RequestQueue for DiskRequestQueue {
             let Some((ticket, bytes)) = self.queue.pop().map_err(queue_err)? else {
                 return Ok(None);
             };
-            match serde_json::from_slice::<Request>(&bytes) {
+            match Request::from_compact(&bytes) {
                 Ok(request) => {
                     return Ok(Some(Scheduled {
                         request,
@@ -284,7 +294,7 @@ impl DupeFilter for NoDupeFilter {
 /// between the two writes loses nothing.
 #[derive(Debug)]
 pub struct FileDupeFilter {
-    seen: HashSet<Fingerprint>,
+    seen: FingerprintSet,
     out: BufWriter<File>,
     path: PathBuf,
 }
@@ -295,7 +305,7 @@ impl FileDupeFilter {
     ///
     /// # Errors
     /// I/O, or a line that is not a fingerprint.
-    pub fn open(path: &Path, mut seen: HashSet<Fingerprint>) -> Result<Self, SchedulerError> {
+    pub fn open(path: &Path, mut seen: FingerprintSet) -> Result<Self, SchedulerError> {
         let err =
             |e: std::io::Error| SchedulerError::DupeFilter(format!("{}: {e}", path.display()));
         let mut file = OpenOptions::new()
@@ -478,7 +488,7 @@ impl Frontier {
             None if filtering => Box::new(MemoryDupeFilter::default()),
             None => Box::new(NoDupeFilter),
             Some(job) => {
-                let mut seen = HashSet::new();
+                let mut seen = FingerprintSet::new();
                 let (queue, pending) = DiskRequestQueue::open(
                     &job.path().join("requests.queue"),
                     disk_order,

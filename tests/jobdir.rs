@@ -9,6 +9,9 @@
 //!    valid and complete.
 //! 3. A truncated last record resumes with a warning; garbage in the middle of the log
 //!    is a clear error at start; a second process on the same JOBDIR is refused.
+//!
+//! Also: two SIGINTs (the second exits at once) lose nothing either, and a JSON array
+//! feed is one valid array once the job finishes.
 
 mod support;
 
@@ -70,6 +73,10 @@ impl Job {
 
     /// Starts the same command every time, as a user resuming a job would.
     fn spawn(&mut self) -> (Child, PathBuf) {
+        self.spawn_with(&[])
+    }
+
+    fn spawn_with(&mut self, extra: &[&str]) -> (Child, PathBuf) {
         self.runs += 1;
         let log = self.logs.join(format!("run{}.log", self.runs));
         let child = Command::new(env!("CARGO_BIN_EXE_arachne"))
@@ -82,6 +89,7 @@ impl Job {
             .arg(format!("JOBDIR={}", self.jobdir.display()))
             .arg("-o")
             .arg(&self.feed)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -304,4 +312,169 @@ fn torn_tail_garbage_and_a_second_process() {
         "{text}"
     );
     assert_eq!(job.server.log().len(), before, "a corrupt job crawled");
+}
+
+#[test]
+fn two_sigints_then_resume_lose_nothing_and_the_json_array_is_whole() {
+    let mut job = Job::new();
+    let array = job.logs.join("items.json");
+    let array_arg = array.to_str().unwrap().to_string();
+    let extra = ["-o", array_arg.as_str()];
+    let mut interrupted = 0;
+    for _ in 0..2 {
+        let (mut child, _) = job.spawn_with(&extra);
+        job.wait_for(&mut child, 300);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        signal(&child, "-INT");
+        std::thread::sleep(Duration::from_millis(20));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        interrupted += 1;
+    }
+    assert!(interrupted >= 1, "the crawl was never interrupted");
+    let (mut child, log) = job.spawn_with(&extra);
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+
+    let requests = job.requests_per_page();
+    let repeated: usize = requests.values().map(|n| n - 1).sum();
+    assert_eq!(requests.len(), PAGES);
+    assert!(repeated <= CONCURRENCY * interrupted, "{repeated} repeats");
+    let lines = job.items_per_url();
+    let items: Vec<Value> = serde_json::from_slice(&std::fs::read(&array).unwrap())
+        .expect("the JSON array feed parses");
+    let mut in_array: BTreeMap<String, usize> = BTreeMap::new();
+    for item in &items {
+        *in_array
+            .entry(item["url"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    for url in job.page_urls() {
+        assert!(lines.contains_key(&url), "{url} not in the JSON lines feed");
+        assert!(in_array.contains_key(&url), "{url} not in the JSON array");
+    }
+}
+
+mod renamed_callback {
+    //! A persisted request whose callback the spider no longer has: logged and counted
+    //! when it comes back on resume, not silently dropped.
+    use super::*;
+    use arachne::prelude::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Before {
+        Parse,
+        Detail,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum After {
+        Parse,
+    }
+
+    struct V1(String);
+    struct V2(String);
+
+    #[async_trait(?Send)]
+    impl Spider for V1 {
+        type Callback = Before;
+        fn name(&self) -> &str {
+            "versions"
+        }
+        fn start_urls(&self) -> Vec<String> {
+            vec![self.0.clone()]
+        }
+        async fn parse(&self, response: &Response) -> CallbackResult {
+            let mut out = Output::new();
+            for r in response.follow_all_css("a::attr(href)")? {
+                out.request(r.callback(Before::Detail));
+            }
+            Ok(out)
+        }
+        async fn callback(&self, cb: Before, response: &Response) -> CallbackResult {
+            match cb {
+                Before::Parse => self.parse(response).await,
+                Before::Detail => {
+                    Ok(Output::new().with_item(json!({"url": response.url.as_str()})))
+                }
+            }
+        }
+    }
+
+    #[async_trait(?Send)]
+    impl Spider for V2 {
+        type Callback = After;
+        fn name(&self) -> &str {
+            "versions"
+        }
+        fn start_urls(&self) -> Vec<String> {
+            vec![self.0.clone()]
+        }
+        async fn parse(&self, _: &Response) -> CallbackResult {
+            Ok(Output::new())
+        }
+        async fn callback(&self, _: After, response: &Response) -> CallbackResult {
+            self.parse(response).await
+        }
+    }
+
+    #[actix::test]
+    async fn requests_for_a_callback_that_is_gone_are_counted() {
+        let mut pages = HashMap::new();
+        let mut home = String::from("<title>home</title>");
+        for i in 0..40 {
+            home.push_str(&format!("<a href=\"/d/{i}\">d</a>"));
+            pages.insert(
+                format!("/d/{i}"),
+                (200, "text/html".to_string(), b"<title>d</title>".to_vec()),
+            );
+        }
+        pages.insert(
+            "/".to_string(),
+            (200, "text/html".to_string(), home.into_bytes()),
+        );
+        let server = FixtureServer::start(Site::Static(pages));
+        let dir = tempfile::tempdir().unwrap();
+        let settings = || {
+            Settings::new()
+                .with("JOBDIR", dir.path().join("job").to_str().unwrap())
+                .with("CONCURRENT_REQUESTS", 1)
+                .with("LOGSTATS_INTERVAL", 0)
+                .with("STATS_DUMP", false)
+        };
+        let first = Crawler::new(
+            V1(server.url("/")),
+            settings().with("CLOSESPIDER_PAGECOUNT", 3),
+        )
+        .run()
+        .await
+        .unwrap();
+        assert_eq!(
+            first["finish_reason"], "closespider_pagecount",
+            "{first:#?}"
+        );
+        let crawled = server.log().len();
+        assert!(crawled < 41, "{crawled}");
+
+        let second = Crawler::new(V2(server.url("/")), settings())
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(second["finish_reason"], "finished", "{second:#?}");
+        // Every detail request left by the first run came back, and each one is counted
+        // (and logged) as a callback the spider no longer has.
+        assert_eq!(server.log().len(), 41, "{second:#?}");
+        assert_eq!(
+            second["spider_exceptions/UnknownCallback"].as_u64(),
+            Some((41 - crawled) as u64),
+            "{second:#?}"
+        );
+    }
 }
