@@ -565,7 +565,11 @@ impl CrawlerProcess {
                     signal(SignalKind::terminate()),
                 ) {
                     (Ok(int), Ok(term)) => {
-                        actix_rt::spawn(shutdown_on_signals(ctl_rx, int, term));
+                        let deadline = settings
+                            .get_duration("SHUTDOWN_TIMEOUT")
+                            .ok()
+                            .filter(|d| !d.is_zero());
+                        actix_rt::spawn(shutdown_on_signals(ctl_rx, int, term, deadline));
                     }
                     _ => log::warn!(
                         "cannot install signal handlers; SIGINT will stop the process abruptly"
@@ -597,16 +601,27 @@ impl CrawlerProcess {
     }
 }
 
-/// First SIGINT/SIGTERM: close every spider with `shutdown`. Second: exit at once.
+/// First SIGINT/SIGTERM: close every spider with `shutdown`. Second — or the graceful
+/// close still running after `deadline` (`SHUTDOWN_TIMEOUT`; Scrapy's #4749: a
+/// graceful stop can take hours) — exit at once. With a `JOBDIR` that loses nothing:
+/// what was in flight is crawled again on resume.
 async fn shutdown_on_signals(
     mut engines: tokio::sync::mpsc::UnboundedReceiver<Recipient<CloseSpider>>,
     mut int: tokio::signal::unix::Signal,
     mut term: tokio::signal::unix::Signal,
+    deadline: Option<std::time::Duration>,
 ) {
     let mut known: Vec<Recipient<CloseSpider>> = Vec::new();
     let mut received = 0;
+    let mut expired = false;
+    let timer = actix_rt::time::sleep(std::time::Duration::from_secs(u32::MAX as u64));
+    tokio::pin!(timer);
     loop {
         let name = tokio::select! {
+            () = &mut timer, if received > 0 && deadline.is_some() && !expired => {
+                expired = true;
+                "the shutdown deadline"
+            }
             Some(r) = engines.recv() => {
                 // An engine that registers after the first signal closes at once.
                 if received > 0 {
@@ -623,6 +638,9 @@ async fn shutdown_on_signals(
             known.push(r);
         }
         if received == 1 {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(actix_rt::time::Instant::now() + d);
+            }
             log::info!("Received {name}, shutting down gracefully. Send again to force");
             for r in &known {
                 r.do_send(CloseSpider {
@@ -630,7 +648,14 @@ async fn shutdown_on_signals(
                 });
             }
         } else {
-            log::info!("Received {name} twice, forcing unclean shutdown");
+            if expired {
+                log::warn!(
+                    "The graceful shutdown still runs after SHUTDOWN_TIMEOUT ({:.0?}), forcing unclean shutdown",
+                    deadline.unwrap_or_default()
+                );
+            } else {
+                log::info!("Received {name} twice, forcing unclean shutdown");
+            }
             // What was scraped is on disk and JSON arrays are closed before the end.
             crate::actors::extensions::feedexport::flush_open_feeds();
             std::process::exit(1);

@@ -394,6 +394,9 @@ fn defaults() -> Vec<(&'static str, Value)> {
         // write, negative = only at close). A kill -9 loses nothing either way; this
         // bounds what a power loss can.
         ("JOBDIR_FSYNC_INTERVAL", json!(1.0)),
+        // Arachne's: seconds a graceful shutdown (first SIGINT/SIGTERM) may take before
+        // the process stops as on a second signal; 0 = wait for what is in flight.
+        ("SHUTDOWN_TIMEOUT", json!(0.0)),
         ("SCRAPER_SLOT_MAX_ACTIVE_SIZE", json!(5_000_000)),
         ("SPIDER_WORKERS", json!(0)),
         ("HTTPERROR_ALLOWED_CODES", json!([])),

@@ -203,9 +203,12 @@ fn five_kill_nines_lose_nothing_and_repeat_only_what_was_in_flight() {
         .unwrap()
         .subsec_nanos() as usize;
     eprintln!("kill seed {seed}");
+    let array = job.logs.join("items.json");
+    let array_arg = array.to_str().unwrap().to_string();
+    let extra = ["-o", array_arg.as_str()];
     let mut kills = 0;
     for k in 0..5 {
-        let (mut child, _) = job.spawn();
+        let (mut child, _) = job.spawn_with(&extra);
         let n = 60 + (seed / (k + 1) * 31 + k * 97) % 300;
         job.wait_for(&mut child, n);
         if child.try_wait().unwrap().is_some() {
@@ -216,7 +219,10 @@ fn five_kill_nines_lose_nothing_and_repeat_only_what_was_in_flight() {
         kills += 1;
     }
     assert!(kills >= 3, "the crawl ended before the kills ({kills})");
-    let last = job.run_to_end();
+    let (mut child, log) = job.spawn_with(&extra);
+    let status = child.wait().unwrap();
+    let last = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "exit {status}\n{last}");
     assert!(last.contains("Resuming crawl ("), "{last}");
 
     let requests = job.requests_per_page();
@@ -242,6 +248,18 @@ fn five_kill_nines_lose_nothing_and_repeat_only_what_was_in_flight() {
         duplicated <= CONCURRENCY * kills,
         "{duplicated} duplicated items after {kills} kills"
     );
+    // The JSON array, killed mid-item five times, is one valid array with every page.
+    let items: Vec<Value> = serde_json::from_slice(&std::fs::read(&array).unwrap())
+        .expect("the JSON array feed parses");
+    let in_array: std::collections::BTreeSet<&str> =
+        items.iter().filter_map(|i| i["url"].as_str()).collect();
+    for url in job.page_urls() {
+        assert!(
+            in_array.contains(url.as_str()),
+            "{url} not in the JSON array"
+        );
+    }
+    eprintln!("{kills} kills: {repeated} repeated requests, {duplicated} duplicated items");
 }
 
 /// The newest segment file of the job's queue log.
@@ -477,4 +495,98 @@ mod renamed_callback {
             "{second:#?}"
         );
     }
+}
+
+/// `SHUTDOWN_TIMEOUT`: a graceful stop waiting on slow downloads gives up after the
+/// deadline and exits as on a second signal; the job then resumes and loses nothing.
+#[test]
+fn a_graceful_stop_has_a_deadline() {
+    let mut pages = HashMap::new();
+    let mut home = String::from("<title>home</title>");
+    for i in 0..4 {
+        home.push_str(&format!("<a href=\"/slow/{}\">s</a>", 4000 + i));
+    }
+    for i in 0..30 {
+        home.push_str(&format!("<a href=\"/f/{i}\">f</a>"));
+        pages.insert(
+            format!("/f/{i}"),
+            (
+                200,
+                "text/html".to_string(),
+                format!("<title>f{i}</title>").into_bytes(),
+            ),
+        );
+    }
+    pages.insert(
+        "/".to_string(),
+        (200, "text/html".to_string(), home.into_bytes()),
+    );
+    let server = FixtureServer::start(Site::Static(pages));
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("items.jsonl");
+    let log = dir.path().join("stderr.log");
+    let run = |deadline: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_arachne"));
+        c.args(["crawl", "follow", "-a"])
+            .arg(format!("start_url={}", server.url("/")))
+            .args(["-L", "INFO", "-s", "CONCURRENT_REQUESTS=8"])
+            .arg("-s")
+            .arg(format!("JOBDIR={}", dir.path().join("job").display()))
+            .arg("-o")
+            .arg(&feed)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if deadline {
+            c.args(["-s", "SHUTDOWN_TIMEOUT=1"]);
+        }
+        c.spawn().expect("arachne runs")
+    };
+    let mut child = run(true);
+    // The fast pages are done and the slow ones are in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server
+        .log()
+        .iter()
+        .filter(|e| e.path.starts_with("/f/"))
+        .count()
+        < 30
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stopped_at = Instant::now();
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    let took = stopped_at.elapsed();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !status.success(),
+        "a forced stop is not a clean exit:\n{err}"
+    );
+    assert!(
+        took < Duration::from_millis(3500),
+        "the stop took {took:?}:\n{err}"
+    );
+    assert!(err.contains("SHUTDOWN_TIMEOUT"), "{err}");
+
+    let mut child = run(false);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&feed).unwrap();
+    let urls: std::collections::BTreeSet<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["url"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for i in 0..4 {
+        assert!(
+            urls.contains(&server.url(&format!("/slow/{}", 4000 + i))),
+            "{urls:?}"
+        );
+    }
+    assert_eq!(urls.len(), 1 + 30 + 4, "{urls:?}");
 }
