@@ -84,7 +84,7 @@ fn repair_for_resume(path: &str, format: Format) -> std::io::Result<u64> {
                 bytes.truncate(cut);
             }
             let items = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-            write_back(path, &bytes, original)?;
+            write_back(path, &bytes, original, original)?;
             Ok(items)
         }
         Format::Json => {
@@ -99,6 +99,8 @@ fn repair_for_resume(path: &str, format: Format) -> std::io::Result<u64> {
                     bytes.pop();
                 }
             }
+            // What a clean close wrote is expected; only what follows is damage.
+            let closed = bytes.len();
             loop {
                 let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                 let line = &bytes[start..];
@@ -121,20 +123,22 @@ fn repair_for_resume(path: &str, format: Format) -> std::io::Result<u64> {
                 bytes.push(b'[');
             }
             let items = u64::from(bytes != b"[");
-            write_back(path, &bytes, original)?;
+            write_back(path, &bytes, original, closed)?;
             Ok(items)
         }
     }
 }
 
-fn write_back(path: &str, bytes: &[u8], original: usize) -> std::io::Result<()> {
+/// Rewrites the feed when it changed; warns about what was cut below `intact` (the
+/// length once an expected ending, a JSON array's `]`, is off).
+fn write_back(path: &str, bytes: &[u8], original: usize, intact: usize) -> std::io::Result<()> {
+    if bytes.len() < intact {
+        log::warn!(
+            "Feed {path}: cut off {} bytes an interrupted earlier run left incomplete",
+            intact - bytes.len()
+        );
+    }
     if bytes.len() != original {
-        if bytes.len() < original {
-            log::warn!(
-                "Feed {path}: cut off {} bytes an interrupted earlier run left incomplete",
-                original - bytes.len()
-            );
-        }
         std::fs::write(path, bytes)?;
     }
     Ok(())
@@ -327,5 +331,60 @@ impl Handler<SpiderClosed> for FeedExporter {
                 Err(e) => log::error!("Error flushing feed {}: {e}", feed.path),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    fn repaired(format: Format, content: &str) -> (String, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feed");
+        std::fs::write(&path, content).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        let items = repair_for_resume(&path, format).unwrap();
+        (std::fs::read_to_string(&path).unwrap(), items)
+    }
+
+    #[test]
+    fn json_lines_lose_only_a_torn_last_line() {
+        assert_eq!(
+            repaired(Format::JsonLines, "{\"a\":1}\n{\"a\":2}\n{\"a\""),
+            ("{\"a\":1}\n{\"a\":2}\n".to_string(), 2)
+        );
+        // A whole item that only lacks its newline is kept.
+        assert_eq!(
+            repaired(Format::JsonLines, "{\"a\":1}\n{\"a\":2}"),
+            ("{\"a\":1}\n{\"a\":2}\n".to_string(), 2)
+        );
+        assert_eq!(repaired(Format::JsonLines, ""), (String::new(), 0));
+    }
+
+    #[test]
+    fn json_arrays_reopen_for_more_items() {
+        // Closed cleanly: only the bracket goes.
+        assert_eq!(
+            repaired(Format::Json, "[\n{\"a\":1},\n{\"a\":2}\n]\n"),
+            ("[\n{\"a\":1},\n{\"a\":2}".to_string(), 1)
+        );
+        // Killed in the middle of an item: it goes, with its comma.
+        assert_eq!(
+            repaired(Format::Json, "[\n{\"a\":1},\n{\"a\":2},\n{\"a\":"),
+            ("[\n{\"a\":1},\n{\"a\":2}".to_string(), 1)
+        );
+        // Nothing written but the opening bracket (or nothing at all).
+        assert_eq!(repaired(Format::Json, "["), ("[".to_string(), 0));
+        assert_eq!(repaired(Format::Json, "[\n]\n"), ("[".to_string(), 0));
+        assert_eq!(repaired(Format::Json, "[\n{\"a\""), ("[".to_string(), 0));
+        // Each result continues into a valid array.
+        let (mut text, items) = repaired(Format::Json, "[\n{\"a\":1},\n{\"a\":");
+        text.push_str(if items > 0 {
+            ",\n{\"b\":2}\n]\n"
+        } else {
+            "\n{\"b\":2}\n]\n"
+        });
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.as_array().map(Vec::len), Some(2));
     }
 }
