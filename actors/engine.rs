@@ -458,7 +458,7 @@ impl Engine {
                     // With a JOBDIR the scheduler records how far the stream got.
                     let offset = (act.cfg.persistent && consumed > 0).then_some(act.start_consumed);
                     if !batch.is_empty() || offset.is_some() {
-                        act.enqueue_from(batch, None, offset, ctx);
+                        act.enqueue_from(batch, None, Some(offset), ctx);
                     }
                     act.pump(ctx);
                 }),
@@ -492,18 +492,19 @@ impl Engine {
     }
 
     /// [`Engine::enqueue`] for the follow-up requests of a ticketed request (the ticket
-    /// waits for the scheduler's answer) or for start requests (`start_consumed`).
+    /// waits for the scheduler's answer) or for start requests (`start`: `Some`, with
+    /// how many start entries were consumed when a `JOBDIR` records it).
     fn enqueue_from(
         &mut self,
         batch: Vec<Request>,
         ticket: Option<Ticket>,
-        start_consumed: Option<u64>,
+        start: Option<Option<u64>>,
         ctx: &mut Context<Self>,
     ) {
         self.enqueues += 1;
         self.hold(ticket);
         if !self.bus.has_subscribers::<RequestScheduled>() {
-            return self.offer(batch, ticket, start_consumed, ctx);
+            return self.offer(batch, ticket, start, ctx);
         }
         let asks: Vec<_> = batch
             .into_iter()
@@ -528,7 +529,7 @@ impl Engine {
                 // Handlers have dropped their copies by now; a clone only if one kept it.
                 kept.push(Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()));
             }
-            act.offer(kept, ticket, start_consumed, ctx);
+            act.offer(kept, ticket, start, ctx);
         }));
     }
 
@@ -537,7 +538,7 @@ impl Engine {
         &mut self,
         batch: Vec<Request>,
         ticket: Option<Ticket>,
-        start_consumed: Option<u64>,
+        start: Option<Option<u64>>,
         ctx: &mut Context<Self>,
     ) {
         let n = batch.len();
@@ -546,7 +547,8 @@ impl Engine {
             self.scheduler
                 .send(Enqueue {
                     requests: batch,
-                    start_consumed,
+                    start: start.is_some(),
+                    start_consumed: start.flatten(),
                 })
                 .into_actor(self)
                 .map(move |res, act, ctx| {

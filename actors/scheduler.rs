@@ -25,6 +25,8 @@ use crate::scheduler::{save_start_offset, RequestScheduler, Scheduled, Ticket};
 pub struct Enqueue {
     /// The requests.
     pub requests: Vec<Request>,
+    /// The requests come from the spider's start stream (they go to the start queues).
+    pub start: bool,
     /// For requests from the spider's start stream: how many start entries have been
     /// consumed in all, these included (persisted with a `JOBDIR`).
     pub start_consumed: Option<u64>,
@@ -35,6 +37,7 @@ impl Enqueue {
     pub fn new(requests: Vec<Request>) -> Self {
         Enqueue {
             requests,
+            start: false,
             start_consumed: None,
         }
     }
@@ -131,7 +134,12 @@ impl Handler<Enqueue> for Scheduler {
         self.seq += 1;
         let mut refused = Vec::new();
         for request in msg.requests {
-            match self.inner.enqueue(request) {
+            let offered = if msg.start {
+                self.inner.enqueue_start(request)
+            } else {
+                self.inner.enqueue(request)
+            };
+            match offered {
                 Ok(None) => {}
                 Ok(Some(r)) => refused.push(r),
                 Err(e) => self.fail("enqueue a request", e),

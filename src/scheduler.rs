@@ -71,6 +71,12 @@ pub trait RequestScheduler {
     /// Offers a request (Scrapy's `enqueue_request`); a refused one (a duplicate) is
     /// handed back as `Some`, for the `request_dropped` signal.
     fn enqueue(&mut self, request: Request) -> Result<Option<Request>, SchedulerError>;
+    /// Offers a start request (from the spider's `start()`). Scrapy 2.13 keeps these in
+    /// queues of their own, served after other requests of the same priority and in
+    /// the order they were yielded; the default treats them as any other request.
+    fn enqueue_start(&mut self, request: Request) -> Result<Option<Request>, SchedulerError> {
+        self.enqueue(request)
+    }
     /// The next request to download, highest priority first.
     fn next(&mut self) -> Result<Option<Scheduled>, SchedulerError>;
     /// Requests handed out earlier are finished: they never come back.
@@ -120,6 +126,8 @@ pub trait RequestQueue {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The priority the next pop would serve (used to interleave the start queues).
+    fn peek_priority(&self) -> Option<i32>;
 }
 
 /// Why [`RequestQueue::push`] did not store a request.
@@ -145,6 +153,9 @@ impl RequestQueue for MemoryQueue {
     fn len(&self) -> usize {
         MemoryQueue::len(self)
     }
+    fn peek_priority(&self) -> Option<i32> {
+        MemoryQueue::peek_priority(self)
+    }
 }
 
 /// The disk queue of a `JOBDIR`, holding requests in their compact binary form
@@ -154,7 +165,12 @@ pub struct DiskRequestQueue {
     queue: DiskQueue,
     /// Reused for each request's compact form.
     buf: Vec<u8>,
+    /// Or-ed into this queue's tickets, so two queues of one job never share one.
+    tag: Ticket,
 }
+
+/// The tag of the start-request disk queue's tickets.
+const START_TICKET: Ticket = 1 << 63;
 
 impl DiskRequestQueue {
     /// Opens `dir`, calling `seen` with every fingerprint the log still holds.
@@ -178,6 +194,7 @@ impl DiskRequestQueue {
             DiskRequestQueue {
                 queue,
                 buf: Vec::new(),
+                tag: 0,
             },
             recovered.pending,
         ))
@@ -215,7 +232,7 @@ impl RequestQueue for DiskRequestQueue {
                 Ok(request) => {
                     return Ok(Some(Scheduled {
                         request,
-                        ticket: Some(ticket),
+                        ticket: Some(ticket | self.tag),
                     }))
                 }
                 Err(e) => {
@@ -230,7 +247,9 @@ impl RequestQueue for DiskRequestQueue {
 
     fn ack(&mut self, tickets: &[Ticket]) -> Result<(), SchedulerError> {
         for t in tickets {
-            self.queue.ack(*t).map_err(queue_err)?;
+            if t & START_TICKET == self.tag {
+                self.queue.ack(t & !START_TICKET).map_err(queue_err)?;
+            }
         }
         Ok(())
     }
@@ -245,6 +264,10 @@ impl RequestQueue for DiskRequestQueue {
 
     fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    fn peek_priority(&self) -> Option<i32> {
+        self.queue.peek_priority()
     }
 }
 
@@ -396,6 +419,10 @@ impl DupeFilter for FileDupeFilter {
 pub struct Frontier {
     memory: Box<dyn RequestQueue>,
     disk: Option<Box<dyn RequestQueue>>,
+    /// Start requests (`SCHEDULER_START_MEMORY_QUEUE` / `_DISK_QUEUE`); `None` when
+    /// those settings are empty: start requests then go with the others.
+    start_memory: Option<Box<dyn RequestQueue>>,
+    start_disk: Option<Box<dyn RequestQueue>>,
     dupefilter: Box<dyn DupeFilter>,
     stats: Option<crate::handle::StatsHandle>,
     debug: bool,
@@ -466,6 +493,31 @@ impl Frontier {
         }
         let memory_order = QueueOrder::from_setting(&settings.get_str("SCHEDULER_MEMORY_QUEUE"))?;
         let disk_order = disk_queue_order(&settings.get_str("SCHEDULER_DISK_QUEUE"))?;
+        let unset = |v: &str| v.is_empty() || v == "None" || v == "null";
+        let start_memory_setting = settings.get_str("SCHEDULER_START_MEMORY_QUEUE");
+        let start_memory_order = if unset(&start_memory_setting) {
+            None
+        } else {
+            Some(
+                QueueOrder::from_setting(&start_memory_setting).map_err(|_| ConfigError::InvalidValue {
+                    key: "SCHEDULER_START_MEMORY_QUEUE".into(),
+                    value: start_memory_setting.clone(),
+                    expected: "scrapy.squeues.FifoMemoryQueue, scrapy.squeues.LifoMemoryQueue or None",
+                })?,
+            )
+        };
+        let start_disk_setting = settings.get_str("SCHEDULER_START_DISK_QUEUE");
+        let start_disk_order = if unset(&start_disk_setting) {
+            None
+        } else {
+            Some(
+                disk_queue_order(&start_disk_setting).map_err(|_| ConfigError::InvalidValue {
+                    key: "SCHEDULER_START_DISK_QUEUE".into(),
+                    value: start_disk_setting.clone(),
+                    expected: "scrapy.squeues.PickleFifoDiskQueue, scrapy.squeues.PickleLifoDiskQueue or None",
+                })?,
+            )
+        };
         let df_class = settings.get_str("DUPEFILTER_CLASS");
         let filtering = match df_class.rsplit('.').next().unwrap_or(&df_class) {
             "RFPDupeFilter" => true,
@@ -483,6 +535,7 @@ impl Frontier {
         let fsync_interval = (fsync >= 0.0).then(|| Duration::from_secs_f64(fsync));
 
         let mut disk: Option<Box<dyn RequestQueue>> = None;
+        let mut start_disk: Option<Box<dyn RequestQueue>> = None;
         let mut resumed_pending = None;
         let dupefilter: Box<dyn DupeFilter> = match jobdir {
             None if filtering => Box::new(MemoryDupeFilter::default()),
@@ -501,6 +554,23 @@ impl Frontier {
                     ConfigError::Invalid(format!("JOBDIR {}: {e}", job.path().display()))
                 })?;
                 disk = Some(Box::new(queue));
+                let mut pending = pending;
+                if let Some(order) = start_disk_order {
+                    let (mut queue, start_pending) = DiskRequestQueue::open(
+                        &job.path().join("requests.start"),
+                        order,
+                        fsync_interval,
+                        |fp| {
+                            seen.insert(fp);
+                        },
+                    )
+                    .map_err(|e| {
+                        ConfigError::Invalid(format!("JOBDIR {}: {e}", job.path().display()))
+                    })?;
+                    queue.tag = START_TICKET;
+                    pending += start_pending;
+                    start_disk = Some(Box::new(queue));
+                }
                 if job.resumed() {
                     resumed_pending = Some(pending);
                 }
@@ -523,6 +593,9 @@ impl Frontier {
         Ok(Frontier {
             memory: Box::new(MemoryQueue::new(memory_order)),
             disk,
+            start_memory: start_memory_order
+                .map(|o| Box::new(MemoryQueue::new(o)) as Box<dyn RequestQueue>),
+            start_disk,
             dupefilter,
             stats: None,
             debug: settings.get_bool("SCHEDULER_DEBUG")?,
@@ -549,8 +622,106 @@ impl Frontier {
     }
 }
 
+/// Of a queue of requests and its start-request queue, the one to pop: the higher
+/// priority, and at the same priority the other requests before start requests.
+fn pick<'a>(
+    regular: Option<&'a mut Box<dyn RequestQueue>>,
+    start: Option<&'a mut Box<dyn RequestQueue>>,
+) -> Option<&'a mut Box<dyn RequestQueue>> {
+    let rp = regular.as_ref().and_then(|q| q.peek_priority());
+    let sp = start.as_ref().and_then(|q| q.peek_priority());
+    match (rp, sp) {
+        (Some(r), Some(s)) if s > r => start,
+        (Some(_), _) => regular,
+        (None, Some(_)) => start,
+        (None, None) => None,
+    }
+}
+
 impl RequestScheduler for Frontier {
     fn enqueue(&mut self, request: Request) -> Result<Option<Request>, SchedulerError> {
+        self.offer(request, false)
+    }
+
+    fn enqueue_start(&mut self, request: Request) -> Result<Option<Request>, SchedulerError> {
+        self.offer(request, true)
+    }
+
+    fn next(&mut self) -> Result<Option<Scheduled>, SchedulerError> {
+        // Memory first, as Scrapy's scheduler does (what is there could not be
+        // persisted), then disk; each with its start queue interleaved by priority.
+        if let Some(q) = pick(Some(&mut self.memory), self.start_memory.as_mut()) {
+            if let Some(s) = q.pop()? {
+                self.inc(&["scheduler/dequeued/memory", "scheduler/dequeued"]);
+                return Ok(Some(s));
+            }
+        }
+        if let Some(q) = pick(self.disk.as_mut(), self.start_disk.as_mut()) {
+            if let Some(s) = q.pop()? {
+                self.inc(&["scheduler/dequeued/disk", "scheduler/dequeued"]);
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
+    fn done(&mut self, tickets: &[Ticket]) -> Result<(), SchedulerError> {
+        for q in [self.disk.as_mut(), self.start_disk.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            q.ack(tickets)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SchedulerError> {
+        // The logs first (pushes, then the acks written after them), then the seen
+        // file, which must never hold a fingerprint whose request no log holds.
+        for q in [self.disk.as_mut(), self.start_disk.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            q.flush()?;
+        }
+        self.dupefilter.flush()?;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        [
+            Some(&self.memory),
+            self.disk.as_ref(),
+            self.start_memory.as_ref(),
+            self.start_disk.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|q| q.len())
+        .sum()
+    }
+
+    fn close(&mut self) -> Result<usize, SchedulerError> {
+        let left = self.pending();
+        for q in [self.disk.as_mut(), self.start_disk.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            q.close()?;
+        }
+        self.dupefilter.flush()?;
+        Ok(left)
+    }
+
+    fn resumed_pending(&self) -> Option<usize> {
+        self.resumed_pending
+    }
+}
+
+impl Frontier {
+    /// Scrapy's `enqueue_request`, for a start request or another.
+    fn offer(&mut self, request: Request, start: bool) -> Result<Option<Request>, SchedulerError> {
         // As in Scrapy, a `dont_filter` request is neither checked nor remembered.
         if !request.dont_filter && self.dupefilter.request_seen(&request) {
             if self.dupefilter_debug {
@@ -570,7 +741,11 @@ impl RequestScheduler for Frontier {
             self.inc(&["dupefilter/filtered"]);
             return Ok(Some(request));
         }
-        let request = match &mut self.disk {
+        let disk = match (start, self.start_disk.as_mut()) {
+            (true, Some(q)) => Some(q),
+            _ => self.disk.as_mut(),
+        };
+        let request = match disk {
             Some(disk) => match disk.push(request) {
                 Ok(()) => {
                     self.inc(&["scheduler/enqueued/disk", "scheduler/enqueued"]);
@@ -602,7 +777,11 @@ impl RequestScheduler for Frontier {
             },
             None => request,
         };
-        if let Err(e) = self.memory.push(request) {
+        let memory = match (start, self.start_memory.as_mut()) {
+            (true, Some(q)) => q,
+            _ => &mut self.memory,
+        };
+        if let Err(e) = memory.push(request) {
             let why = match e {
                 PushError::Failed(_, e) => e.to_string(),
                 PushError::Unserializable(_, why) => why,
@@ -611,56 +790,6 @@ impl RequestScheduler for Frontier {
         }
         self.inc(&["scheduler/enqueued/memory", "scheduler/enqueued"]);
         Ok(None)
-    }
-
-    fn next(&mut self) -> Result<Option<Scheduled>, SchedulerError> {
-        if let Some(s) = self.memory.pop()? {
-            self.inc(&["scheduler/dequeued/memory", "scheduler/dequeued"]);
-            return Ok(Some(s));
-        }
-        let Some(disk) = &mut self.disk else {
-            return Ok(None);
-        };
-        let s = disk.pop()?;
-        if s.is_some() {
-            self.inc(&["scheduler/dequeued/disk", "scheduler/dequeued"]);
-        }
-        Ok(s)
-    }
-
-    fn done(&mut self, tickets: &[Ticket]) -> Result<(), SchedulerError> {
-        match &mut self.disk {
-            Some(disk) => disk.ack(tickets),
-            None => Ok(()),
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), SchedulerError> {
-        // The log first (pushes, then the acks written after them), then the seen file,
-        // which must never hold a fingerprint whose request the log does not.
-        if let Some(disk) = &mut self.disk {
-            disk.flush()?;
-        }
-        self.dupefilter.flush()?;
-        self.last_flush = Instant::now();
-        Ok(())
-    }
-
-    fn pending(&self) -> usize {
-        self.memory.len() + self.disk.as_ref().map_or(0, |d| d.len())
-    }
-
-    fn close(&mut self) -> Result<usize, SchedulerError> {
-        let left = self.pending();
-        if let Some(disk) = &mut self.disk {
-            disk.close()?;
-        }
-        self.dupefilter.flush()?;
-        Ok(left)
-    }
-
-    fn resumed_pending(&self) -> Option<usize> {
-        self.resumed_pending
     }
 }
 
@@ -682,4 +811,84 @@ pub fn load_start_offset(job: &Jobdir) -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(path: &str) -> Request {
+        Request::get(format!("http://127.0.0.1{path}")).unwrap()
+    }
+
+    fn drain(s: &mut Frontier) -> Vec<String> {
+        std::iter::from_fn(|| s.next().unwrap())
+            .map(|s| s.request.url.path().to_string())
+            .collect()
+    }
+
+    /// Scrapy 2.13's order: start requests FIFO, after other requests of the same
+    /// priority, before those of a lower one.
+    #[test]
+    fn start_requests_have_their_own_queue() {
+        for jobdir in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let job = jobdir.then(|| Jobdir::open(dir.path(), "s").unwrap());
+            let mut s = Frontier::from_settings(&Settings::new(), job.as_ref()).unwrap();
+            for p in ["/s1", "/s2", "/s3"] {
+                assert!(s.enqueue_start(req(p)).unwrap().is_none());
+            }
+            s.enqueue_start(req("/s-high").priority(5)).unwrap();
+            s.enqueue(req("/r1")).unwrap();
+            s.enqueue(req("/r2")).unwrap();
+            s.enqueue(req("/r-low").priority(-1)).unwrap();
+            assert_eq!(s.pending(), 7);
+            assert_eq!(
+                drain(&mut s),
+                ["/s-high", "/r2", "/r1", "/s1", "/s2", "/s3", "/r-low"],
+                "jobdir: {jobdir}"
+            );
+        }
+    }
+
+    /// With the start queue settings empty, start requests are like any other.
+    #[test]
+    fn start_queues_can_be_turned_off() {
+        let settings = Settings::new()
+            .with("SCHEDULER_START_MEMORY_QUEUE", "None")
+            .with("SCHEDULER_START_DISK_QUEUE", "");
+        let mut s = Frontier::from_settings(&settings, None).unwrap();
+        s.enqueue_start(req("/s1")).unwrap();
+        s.enqueue(req("/r1")).unwrap();
+        s.enqueue_start(req("/s2")).unwrap();
+        assert_eq!(drain(&mut s), ["/s2", "/r1", "/s1"]);
+        let bad = Settings::new().with("SCHEDULER_START_MEMORY_QUEUE", "heap");
+        assert!(Frontier::from_settings(&bad, None).is_err());
+    }
+
+    /// Tickets of the two disk queues never collide, and each acks in its own log.
+    #[test]
+    fn start_and_other_tickets_are_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let job = Jobdir::open(dir.path(), "s").unwrap();
+            let mut s = Frontier::from_settings(&Settings::new(), Some(&job)).unwrap();
+            s.enqueue_start(req("/s1")).unwrap();
+            s.enqueue(req("/r1")).unwrap();
+            let a = s.next().unwrap().unwrap();
+            let b = s.next().unwrap().unwrap();
+            assert_ne!(a.ticket, b.ticket);
+            // Only the start request is finished.
+            let start = [&a, &b]
+                .into_iter()
+                .find(|x| x.request.url.path() == "/s1")
+                .unwrap();
+            s.done(&[start.ticket.unwrap()]).unwrap();
+            s.close().unwrap();
+        }
+        let job = Jobdir::open(dir.path(), "s").unwrap();
+        let mut s = Frontier::from_settings(&Settings::new(), Some(&job)).unwrap();
+        assert_eq!(s.resumed_pending(), Some(1));
+        assert_eq!(drain(&mut s), ["/r1"]);
+    }
 }

@@ -385,6 +385,16 @@ fn defaults() -> Vec<(&'static str, Value)> {
             "SCHEDULER_DISK_QUEUE",
             json!("scrapy.squeues.PickleLifoDiskQueue"),
         ),
+        // Scrapy 2.13: start requests have queues of their own, served after other
+        // requests of the same priority, in the order they were yielded.
+        (
+            "SCHEDULER_START_MEMORY_QUEUE",
+            json!("scrapy.squeues.FifoMemoryQueue"),
+        ),
+        (
+            "SCHEDULER_START_DISK_QUEUE",
+            json!("scrapy.squeues.PickleFifoDiskQueue"),
+        ),
         (
             "DUPEFILTER_CLASS",
             json!("scrapy.dupefilters.RFPDupeFilter"),

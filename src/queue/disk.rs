@@ -1370,6 +1370,15 @@ impl DiskQueue {
         Ok(seq)
     }
 
+    /// The priority the next [`pop`](DiskQueue::pop) would serve, if any is pending.
+    pub fn peek_priority(&self) -> Option<i32> {
+        self.by_priority
+            .iter()
+            .rev()
+            .find(|(_, q)| !q.is_empty())
+            .map(|(p, _)| *p)
+    }
+
     /// Takes the next request (highest priority first) and its ticket. It stays in
     /// flight until [`ack`](DiskQueue::ack)ed; after a crash it is pending again.
     pub fn pop(&mut self) -> Result<Option<(u64, Vec<u8>)>> {

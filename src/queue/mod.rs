@@ -147,6 +147,15 @@ impl MemoryQueue {
         }
     }
 
+    /// The priority the next [`pop`](MemoryQueue::pop) would serve, if any waits.
+    pub fn peek_priority(&self) -> Option<i32> {
+        self.lanes
+            .iter()
+            .rev()
+            .find(|(_, lane)| lane.len > 0)
+            .map(|(p, _)| *p)
+    }
+
     /// How many requests wait.
     pub fn len(&self) -> usize {
         self.len
