@@ -131,6 +131,14 @@ signal!(
     EngineStopped, "engine_stopped", "()" {}
 );
 signal!(
+    /// Memory use passed `MEMUSAGE_WARNING_MB` (once per crawl). Sent by the
+    /// MemoryUsage extension, as in Scrapy.
+    MemusageWarningReached, "memusage_warning_reached", "()" {
+        /// The process's peak resident memory, in bytes.
+        bytes: u64,
+    }
+);
+signal!(
     /// The spider is open; extensions start their timers here. Sent by the Engine
     /// before any request is scheduled. Awaited.
     SpiderOpened, "spider_opened", "()" {

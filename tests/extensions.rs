@@ -633,3 +633,67 @@ async fn autothrottle_prefers_its_own_last_delay() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------
+// MemoryUsage
+// ---------------------------------------------------------------------------------
+
+mod memusage {
+    use super::*;
+    use arachne::actors::extensions::memusage::MemoryUsage;
+    use arachne::signals::EngineStarted;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const MIB: u64 = 1024 * 1024;
+
+    /// Made-up memory figures: startup and max recorded in bytes, one warning past
+    /// MEMUSAGE_WARNING_MB, and a close with `memusage_exceeded` past MEMUSAGE_LIMIT_MB.
+    #[actix::test]
+    async fn warns_once_then_closes_past_the_limit() {
+        let mut h = Harness::new(settings(&[
+            ("MEMUSAGE_WARNING_MB", 100.into()),
+            ("MEMUSAGE_LIMIT_MB", 200.into()),
+            ("MEMUSAGE_CHECK_INTERVAL_SECONDS", 0.01.into()),
+        ]));
+        let memory = Arc::new(AtomicU64::new(50 * MIB));
+        let m = memory.clone();
+        h._extension = MemoryUsage::with_reader(&h.crawler, move || m.load(Ordering::SeqCst))
+            .expect("valid settings");
+        assert!(h._extension.is_some(), "enabled by default");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !h.crawler.signals().has_subscribers::<EngineStarted>() {
+            assert!(Instant::now() < deadline);
+            actix_rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        h.emit(EngineStarted {}).await;
+        let stats = h.crawler.stats().get_all().await;
+        assert_eq!(stats["memusage/startup"], 50 * MIB, "{stats:#?}");
+        assert_eq!(stats["memusage/max"].as_f64(), Some((50 * MIB) as f64));
+
+        memory.store(150 * MIB, Ordering::SeqCst);
+        actix_rt::time::sleep(Duration::from_millis(60)).await;
+        let stats = h.crawler.stats().get_all().await;
+        assert_eq!(stats["memusage/warning_reached"], 1, "{stats:#?}");
+        assert!(stats.get("memusage/limit_reached").is_none());
+        assert_eq!(h.reasons().await, vec![]);
+
+        memory.store(250 * MIB, Ordering::SeqCst);
+        let r = h.wait_close(Duration::from_secs(2)).await;
+        assert_eq!(
+            r.reasons(),
+            vec![CloseReason::Other("memusage_exceeded".into())]
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        // Closed once, however many checks see it over the limit.
+        assert_eq!(h.reasons().await.len(), 1);
+        let stats = h.crawler.stats().get_all().await;
+        assert_eq!(stats["memusage/limit_reached"], 1);
+        assert_eq!(stats["memusage/max"].as_f64(), Some((250 * MIB) as f64));
+    }
+
+    #[actix::test]
+    async fn not_configured_when_disabled() {
+        let h = Harness::new(settings(&[("MEMUSAGE_ENABLED", false.into())]));
+        assert!(MemoryUsage::from_crawler(&h.crawler).unwrap().is_none());
+    }
+}

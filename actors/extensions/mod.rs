@@ -9,12 +9,14 @@
 //! | `CloseSpider` | the six `CLOSESPIDER_*` conditions |
 //! | `AutoThrottle` | adapts slot delays to latency (`AUTOTHROTTLE_*`) |
 //! | `FeedExporter` | writes scraped items to the `FEEDS` files (JSON lines for now) |
+//! | `MemoryUsage` | `memusage/*` stats; warns at `MEMUSAGE_WARNING_MB`, closes with `memusage_exceeded` past `MEMUSAGE_LIMIT_MB` |
 //! | `SpiderState` | with a `JOBDIR`, the spider's state map saved at close and loaded at open |
 
 pub mod closespider;
 pub mod corestats;
 pub mod feedexport;
 pub mod logstats;
+pub mod memusage;
 pub mod spiderstate;
 pub mod throttle;
 
@@ -29,5 +31,6 @@ pub fn builtin() -> ExtensionRegistry {
     r.register("AutoThrottle", throttle::AutoThrottle::from_crawler);
     r.register("FeedExporter", feedexport::FeedExporter::from_crawler);
     r.register("SpiderState", spiderstate::SpiderState::from_crawler);
+    r.register("MemoryUsage", memusage::MemoryUsage::from_crawler);
     r
 }
