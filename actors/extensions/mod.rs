@@ -10,6 +10,7 @@
 //! | `AutoThrottle` | adapts slot delays to latency (`AUTOTHROTTLE_*`) |
 //! | `FeedExporter` | writes scraped items to the `FEEDS` files (JSON lines for now) |
 //! | `MemoryUsage` | `memusage/*` stats; warns at `MEMUSAGE_WARNING_MB`, closes with `memusage_exceeded` past `MEMUSAGE_LIMIT_MB` |
+//! | `PeriodicLog` | the delta / stats / time sections as JSON every `LOGSTATS_INTERVAL` (`PERIODIC_LOG_*`) |
 //! | `SpiderState` | with a `JOBDIR`, the spider's state map saved at close and loaded at open |
 
 pub mod closespider;
@@ -17,6 +18,7 @@ pub mod corestats;
 pub mod feedexport;
 pub mod logstats;
 pub mod memusage;
+pub mod periodiclog;
 pub mod spiderstate;
 pub mod throttle;
 
@@ -32,5 +34,6 @@ pub fn builtin() -> ExtensionRegistry {
     r.register("FeedExporter", feedexport::FeedExporter::from_crawler);
     r.register("SpiderState", spiderstate::SpiderState::from_crawler);
     r.register("MemoryUsage", memusage::MemoryUsage::from_crawler);
+    r.register("PeriodicLog", periodiclog::PeriodicLog::from_crawler);
     r
 }

@@ -38,3 +38,13 @@ pub fn logged(level: log::Level, parts: &[&str]) -> bool {
         .iter()
         .any(|(l, msg)| *l <= level && parts.iter().all(|p| msg.contains(p)))
 }
+
+/// Every message logged at exactly `level`, in order.
+pub fn messages(level: log::Level) -> Vec<String> {
+    LOGS.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|(l, _)| *l == level)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
