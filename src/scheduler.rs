@@ -446,12 +446,7 @@ impl std::fmt::Debug for Frontier {
 /// `SCHEDULER_DISK_QUEUE`: Scrapy's class paths (`scrapy.squeues.PickleLifoDiskQueue`,
 /// the Marshal ones) or `lifo` / `fifo`.
 pub fn disk_queue_order(value: &str) -> Result<QueueOrder, ConfigError> {
-    let last = value
-        .rsplit('.')
-        .next()
-        .unwrap_or(value)
-        .to_ascii_lowercase();
-    match last.as_str() {
+    match crate::queue::class_name(value).as_str() {
         "picklelifodiskqueue" | "marshallifodiskqueue" | "lifodiskqueue" | "lifo" => {
             Ok(QueueOrder::Lifo)
         }

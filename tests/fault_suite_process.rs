@@ -34,21 +34,7 @@ fn every_trap_at_once_in_its_own_process() {
         .arg(&stats_path)
         .spawn()
         .expect("arachne runs");
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kb = 0u64;
-    let status = loop {
-        if let Some(kb) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        }) {
-            peak_kb = peak_kb.max(kb);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let (status, peak_bytes) = support::rss::wait_sampling_peak(&mut child);
     assert!(status.success(), "exit {status}");
     let stats: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
@@ -63,7 +49,7 @@ fn every_trap_at_once_in_its_own_process() {
         stats["httperror/response_ignored_status_count/404"].as_u64() >= Some(2),
         "{stats:#}"
     );
-    let peak = peak_kb as f64 / 1024.0;
+    let peak = peak_bytes as f64 / (1024.0 * 1024.0);
     eprintln!("fault suite (arachne process): peak RSS {peak:.0} MB");
     assert!(peak > 0.0 && peak <= 300.0, "peak RSS {peak:.0} MB");
 }

@@ -7,6 +7,8 @@
 //! streams the bomb from memory); peak RSS is the crawler process's VmHWM, sampled
 //! from /proc while it runs.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
@@ -77,26 +79,12 @@ fn crawl(home: &str) -> (serde_json::Value, u64) {
         .arg(&stats_path)
         .spawn()
         .expect("arachne runs");
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kb = 0u64;
-    let status = loop {
-        if let Some(kb) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        }) {
-            peak_kb = peak_kb.max(kb);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let (status, peak_bytes) = support::rss::wait_sampling_peak(&mut child);
     assert!(status.success(), "exit {status}");
     let stats: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
     assert_eq!(stats["finish_reason"], "finished", "{stats:#}");
-    (stats, peak_kb * 1024)
+    (stats, peak_bytes)
 }
 
 #[test]

@@ -25,16 +25,21 @@ pub enum QueueOrder {
     Fifo,
 }
 
+/// The last dotted segment of a Scrapy class path, lowercased
+/// (`scrapy.squeues.FifoMemoryQueue` → `fifomemoryqueue`): what queue settings match on.
+pub(crate) fn class_name(value: &str) -> String {
+    value
+        .rsplit('.')
+        .next()
+        .unwrap_or(value)
+        .to_ascii_lowercase()
+}
+
 impl QueueOrder {
     /// Reads `SCHEDULER_MEMORY_QUEUE`: Scrapy's class paths
     /// (`scrapy.squeues.FifoMemoryQueue`) or just `fifo` / `lifo`.
     pub fn from_setting(value: &str) -> Result<QueueOrder, ConfigError> {
-        let last = value
-            .rsplit('.')
-            .next()
-            .unwrap_or(value)
-            .to_ascii_lowercase();
-        match last.as_str() {
+        match class_name(value).as_str() {
             "lifomemoryqueue" | "lifo" => Ok(QueueOrder::Lifo),
             "fifomemoryqueue" | "fifo" => Ok(QueueOrder::Fifo),
             _ => Err(ConfigError::InvalidValue {

@@ -5,5 +5,6 @@
 pub mod fault_site;
 pub mod logs;
 pub mod probe;
+pub mod rss;
 pub mod server;
 pub mod site;
